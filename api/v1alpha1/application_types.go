@@ -1,0 +1,341 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ApplicationSource is where an Application's manifests come from.
+type ApplicationSource struct {
+	// RepoURL of the Git repository (https://, http://, ssh:// or scp-like git@host:path).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	RepoURL string `json:"repoURL"`
+
+	// TargetRevision is a branch, tag or commit SHA. Empty means HEAD.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	TargetRevision string `json:"targetRevision,omitempty"`
+
+	// Path inside the repository: a directory with a kustomization, or a
+	// directory of plain YAML manifests. Empty means the repository root.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Path string `json:"path,omitempty"`
+
+	// Directory options for a plain-manifest directory.
+	// +optional
+	Directory *DirectorySource `json:"directory,omitempty"`
+
+	// Kustomize options applied on top of the path's kustomization.
+	// +optional
+	Kustomize *KustomizeSource `json:"kustomize,omitempty"`
+}
+
+// DirectorySource controls how a directory of plain manifests is read.
+type DirectorySource struct {
+	// Recurse into subdirectories.
+	// +optional
+	Recurse bool `json:"recurse,omitempty"`
+
+	// Include is a glob of file names to read (default *.yaml, *.yml, *.json).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Include string `json:"include,omitempty"`
+
+	// Exclude is a glob of file names to skip.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Exclude string `json:"exclude,omitempty"`
+}
+
+// KustomizeSource holds kustomize options layered over the source.
+type KustomizeSource struct {
+	// NamePrefix is prepended to every resource name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	NamePrefix string `json:"namePrefix,omitempty"`
+
+	// NameSuffix is appended to every resource name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	NameSuffix string `json:"nameSuffix,omitempty"`
+
+	// Namespace overrides the namespace of every namespaced resource.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// CommonLabels are added to every resource and selector.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	CommonLabels map[string]string `json:"commonLabels,omitempty"`
+
+	// CommonAnnotations are added to every resource.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	CommonAnnotations map[string]string `json:"commonAnnotations,omitempty"`
+
+	// Images overrides, in kustomize's "name=newName:newTag" or
+	// "name:newTag" or "name@digest" form.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=512
+	Images []string `json:"images,omitempty"`
+
+	// Patches are strategic-merge or JSON6902 patches, optionally targeted.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Patches []KustomizePatch `json:"patches,omitempty"`
+}
+
+// KustomizePatch is one kustomize patch.
+type KustomizePatch struct {
+	// Patch is the patch document (YAML or JSON).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	Patch string `json:"patch"`
+
+	// Target selects the resources the patch applies to.
+	// +optional
+	Target *KustomizeSelector `json:"target,omitempty"`
+}
+
+// KustomizeSelector selects resources for a patch.
+type KustomizeSelector struct {
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Group string `json:"group,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Version string `json:"version,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	LabelSelector string `json:"labelSelector,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+}
+
+// ApplicationDestination is where an Application runs.
+type ApplicationDestination struct {
+	// Cluster is the name of the MemberCluster the Application runs on.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Cluster string `json:"cluster"`
+
+	// Namespace is the default namespace for namespaced resources that name none.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// AutomatedSyncPolicy turns on continuous reconciliation.
+type AutomatedSyncPolicy struct {
+	// Prune deletes objects that this Application applied and that left Git.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+	// SelfHeal re-applies objects whose live state drifted from Git.
+	// +optional
+	SelfHeal bool `json:"selfHeal,omitempty"`
+}
+
+// SyncPolicy controls when and how an Application syncs.
+type SyncPolicy struct {
+	// Automated sync. Without it the agent reports OutOfSync and applies
+	// only when asked through the flotilla.dev/refresh annotation.
+	// +optional
+	Automated *AutomatedSyncPolicy `json:"automated,omitempty"`
+
+	// SyncOptions such as CreateNamespace=true.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z][A-Za-z0-9]*=[A-Za-z0-9]+$`
+	SyncOptions []string `json:"syncOptions,omitempty"`
+
+	// PreserveResourcesOnDeletion keeps the applied objects running when the
+	// Application is deleted.
+	// +optional
+	PreserveResourcesOnDeletion bool `json:"preserveResourcesOnDeletion,omitempty"`
+}
+
+// ApplicationSpec is the desired state of an Application.
+// +kubebuilder:validation:XValidation:rule="self.destination.cluster != ''",message="destination.cluster is required: name the MemberCluster this Application runs on"
+type ApplicationSpec struct {
+	// Source is the Git location of the manifests.
+	// +required
+	Source ApplicationSource `json:"source"`
+
+	// Destination is the cluster and default namespace.
+	// +required
+	Destination ApplicationDestination `json:"destination"`
+
+	// SyncPolicy controls automated sync, prune and self-heal.
+	// +optional
+	SyncPolicy *SyncPolicy `json:"syncPolicy,omitempty"`
+}
+
+// SyncStatusCode says whether live state matches Git.
+// +kubebuilder:validation:Enum=Synced;OutOfSync;Unknown
+type SyncStatusCode string
+
+// Sync status codes.
+const (
+	SyncStatusSynced    SyncStatusCode = "Synced"
+	SyncStatusOutOfSync SyncStatusCode = "OutOfSync"
+	SyncStatusUnknown   SyncStatusCode = "Unknown"
+)
+
+// HealthStatusCode is the health of a resource or Application.
+// +kubebuilder:validation:Enum=Healthy;Progressing;Degraded;Suspended;Missing;Unknown
+type HealthStatusCode string
+
+// Health status codes.
+const (
+	HealthHealthy     HealthStatusCode = "Healthy"
+	HealthProgressing HealthStatusCode = "Progressing"
+	HealthDegraded    HealthStatusCode = "Degraded"
+	HealthSuspended   HealthStatusCode = "Suspended"
+	HealthMissing     HealthStatusCode = "Missing"
+	HealthUnknown     HealthStatusCode = "Unknown"
+)
+
+// SyncStatus is the sync state of an Application.
+type SyncStatus struct {
+	// Status is Synced, OutOfSync or Unknown.
+	// +optional
+	Status SyncStatusCode `json:"status,omitempty"`
+	// Revision is the commit SHA the Application was last rendered from.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision,omitempty"`
+}
+
+// HealthStatus is the health of an Application.
+type HealthStatus struct {
+	// Status is Healthy, Progressing, Degraded, Suspended, Missing or Unknown.
+	// +optional
+	Status HealthStatusCode `json:"status,omitempty"`
+	// Message names the resource that decided the health, and why.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// ResourceStatus is the state of one object an Application applied.
+type ResourceStatus struct {
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Group string `json:"group,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Version string `json:"version,omitempty"`
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// +optional
+	Health HealthStatusCode `json:"health,omitempty"`
+	// +optional
+	Sync SyncStatusCode `json:"sync,omitempty"`
+	// Message from health assessment or from the API server's rejection.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// ApplicationStatus is the observed state of an Application.
+type ApplicationStatus struct {
+	// ObservedGeneration is the generation last processed successfully.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Delivered (hub), Synced and Healthy (agent).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Sync state and the revision last applied.
+	// +optional
+	Sync SyncStatus `json:"sync,omitempty"`
+
+	// Health of the Application: the worst of its resources.
+	// +optional
+	Health HealthStatus `json:"health,omitempty"`
+
+	// Resources the Application applied, worst first; at most 200 are listed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=200
+	Resources []ResourceStatus `json:"resources,omitempty"`
+
+	// ResourceCount is the number of resources applied, including those not listed.
+	// +optional
+	ResourceCount int32 `json:"resourceCount,omitempty"`
+
+	// DriftCorrections counts self-heal re-applies since the Application was created.
+	// +optional
+	DriftCorrections int64 `json:"driftCorrections,omitempty"`
+
+	// LastSyncTime is when the agent last applied the Application.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// LastSyncError is the last fetch, render or apply error, empty on success.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	LastSyncError string `json:"lastSyncError,omitempty"`
+}
+
+// Application is one source deployed to one cluster. It lives on the hub
+// (owned by its ApplicationSet) and, as delivered, on the spoke.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=fapp,categories=flotilla
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.destination.cluster`
+// +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync.status`
+// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health.status`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.sync.revision`
+// +kubebuilder:printcolumn:name="Delivered",type=string,JSONPath=`.status.conditions[?(@.type=="Delivered")].status`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.health.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Application struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec ApplicationSpec `json:"spec"`
+	// +optional
+	Status ApplicationStatus `json:"status,omitempty"`
+}
+
+// ApplicationList is a list of Applications.
+//
+// +kubebuilder:object:root=true
+type ApplicationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Application `json:"items"`
+}

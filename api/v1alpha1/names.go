@@ -1,0 +1,53 @@
+package v1alpha1
+
+// Well-known names shared by the hub, the agent and the CLI.
+const (
+	// SystemNamespace is where Flotilla runs on the hub and on every spoke.
+	SystemNamespace = "flotilla-system"
+
+	// FieldManagerHub is the server-side-apply field manager of the hub.
+	FieldManagerHub = "flotilla-hub"
+	// FieldManagerAgent is the server-side-apply field manager of the agent.
+	FieldManagerAgent = "flotilla-agent"
+
+	// LabelApplicationSet names the ApplicationSet an Application came from.
+	LabelApplicationSet = "flotilla.dev/application-set"
+	// LabelCluster names the MemberCluster an Application is destined for.
+	LabelCluster = "flotilla.dev/cluster"
+	// LabelManagedBy marks objects Flotilla created.
+	LabelManagedBy = "flotilla.dev/managed-by"
+	// LabelApplication names the Application that applied a spoke object.
+	LabelApplication = "flotilla.dev/application"
+	// LabelCAPICluster names the Cluster API Cluster a MemberCluster was imported from.
+	LabelCAPICluster = "flotilla.dev/capi-cluster"
+
+	// AnnotationRefresh asks for an immediate re-check of the Git source.
+	AnnotationRefresh = "flotilla.dev/refresh"
+	// AnnotationHubNamespace records the hub namespace of a spoke Application.
+	AnnotationHubNamespace = "flotilla.dev/hub-namespace"
+	// AnnotationHubName records the hub name of a spoke Application.
+	AnnotationHubName = "flotilla.dev/hub-name"
+
+	// FinalizerDelivery guards a hub Application until its spoke copy is gone.
+	FinalizerDelivery = "flotilla.dev/delivery"
+	// FinalizerResources guards a spoke Application until its objects are pruned.
+	FinalizerResources = "flotilla.dev/resources"
+)
+
+// Condition types.
+const (
+	// MemberCluster conditions.
+	ConditionReady            = "Ready"
+	ConditionCredentialsValid = "CredentialsValid"
+	ConditionAgentAvailable   = "AgentAvailable"
+
+	// ApplicationSet conditions.
+	ConditionParametersGenerated = "ParametersGenerated"
+	ConditionResourcesUpToDate   = "ResourcesUpToDate"
+	// ConditionHealthy is used by ApplicationSet and Application.
+	ConditionHealthy = "Healthy"
+
+	// Application conditions.
+	ConditionDelivered = "Delivered"
+	ConditionSynced    = "Synced"
+)
