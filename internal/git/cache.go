@@ -1,0 +1,294 @@
+// Package git is Flotilla's read-only Git access, shared by the hub's git
+// generators and the spoke agent. It keeps one bare, shallow, on-disk
+// repository per URL under a cache directory (and writes nowhere else),
+// resolves branches, tags and SHAs to commits, and reads trees and files at
+// a commit. Every network operation has a timeout.
+package git
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// Defaults.
+const (
+	DefaultTimeout     = 60 * time.Second
+	DefaultMaxFileSize = 1 << 20 // 1 MiB
+	snapshotCacheSize  = 64
+)
+
+// ErrUnknownRevision means the remote has no branch, tag or commit of that name.
+var ErrUnknownRevision = errors.New("unknown revision")
+
+// Options configure a Cache.
+type Options struct {
+	// Dir is the cache root; one bare repository per URL lives below it.
+	Dir string
+	// Timeout bounds each network operation (default 60s).
+	Timeout time.Duration
+	// Credentials supplies auth by repository URL; nil means anonymous.
+	Credentials CredentialSource
+	// MaxFileSize caps ReadFile (default 1 MiB).
+	MaxFileSize int64
+}
+
+// Cache is a concurrency-safe set of on-disk repository caches.
+type Cache struct {
+	opts Options
+
+	mu    sync.Mutex
+	repos map[string]*repo
+
+	snapMu    sync.Mutex
+	snapshots map[string]*Snapshot // key: url + "@" + sha
+	snapOrder []string
+}
+
+type repo struct {
+	url string
+	dir string
+	mu  sync.RWMutex // Lock for fetches, RLock for reads
+	r   *gogit.Repository
+}
+
+// New makes a Cache rooted at opts.Dir (created if missing).
+func New(opts Options) (*Cache, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("git cache: a cache directory is required")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = DefaultMaxFileSize
+	}
+	abs, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("git cache: %w", err)
+	}
+	opts.Dir = abs
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("git cache: create %s: %w", abs, err)
+	}
+	return &Cache{opts: opts, repos: map[string]*repo{}, snapshots: map[string]*Snapshot{}}, nil
+}
+
+// Dir is the cache root.
+func (c *Cache) Dir() string { return c.opts.Dir }
+
+func (c *Cache) repo(url string) (*repo, error) {
+	if err := ValidateURL(url); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.repos[url]; ok {
+		return r, nil
+	}
+	sum := sha256.Sum256([]byte(url))
+	dir := filepath.Join(c.opts.Dir, hex.EncodeToString(sum[:12]))
+	// BoundOS keeps every path go-git touches inside dir.
+	storage := filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
+	r, err := gogit.Open(storage, nil)
+	if errors.Is(err, gogit.ErrRepositoryNotExists) {
+		r, err = gogit.Init(storage, nil)
+		if err == nil {
+			_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open cache for %s in %s: %w", url, dir, err)
+	}
+	rp := &repo{url: url, dir: dir, r: r}
+	c.repos[url] = rp
+	return rp, nil
+}
+
+var shaPattern = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// Resolve returns the commit SHA that revision (a branch, tag, full commit
+// SHA, or ""/HEAD for the default branch) names in repoURL, fetching it
+// into the cache when missing.
+func (c *Cache) Resolve(ctx context.Context, repoURL, revision string) (string, error) {
+	r, err := c.repo(repoURL)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	auth, err := c.auth(ctx, repoURL)
+	if err != nil {
+		return "", err
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	if shaPattern.MatchString(revision) {
+		if r.hasCommit(revision) {
+			return revision, nil
+		}
+		return revision, c.fetchSHA(ctx, r, revision, auth)
+	}
+
+	remote, err := r.r.Remote("origin")
+	if err != nil {
+		return "", fmt.Errorf("open remote of %s: %w", repoURL, err)
+	}
+	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: auth, PeelingOption: gogit.AppendPeeled})
+	if err != nil {
+		return "", describeNetErr(ctx, "list references of "+repoURL, c.opts.Timeout, err)
+	}
+	ref, sha, ok := pickRef(refs, revision)
+	if !ok {
+		return "", fmt.Errorf("resolve %q in %s: %w: no branch or tag of that name (use a branch, a tag or a full 40-character commit SHA)", revision, repoURL, ErrUnknownRevision)
+	}
+	if r.hasCommit(sha) {
+		return sha, nil
+	}
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))
+	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{spec}, Depth: 1, Auth: auth, Tags: gogit.NoTags, Force: true})
+	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		return "", describeNetErr(ctx, fmt.Sprintf("fetch %s of %s", ref, repoURL), c.opts.Timeout, err)
+	}
+	if !r.hasCommit(sha) {
+		return "", fmt.Errorf("fetch %s of %s: commit %s still missing after fetch", ref, repoURL, sha)
+	}
+	return sha, nil
+}
+
+// fetchSHA fetches a commit named by SHA: first by asking for it directly
+// (servers that allow it), then by fetching every branch and tag.
+func (c *Cache) fetchSHA(ctx context.Context, r *repo, sha string, auth transport.AuthMethod) error {
+	remote, err := r.r.Remote("origin")
+	if err != nil {
+		return err
+	}
+	direct := config.RefSpec(fmt.Sprintf("%s:refs/flotilla/%s", sha, sha))
+	if err := remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{direct}, Depth: 1, Auth: auth, Tags: gogit.NoTags}); err == nil && r.hasCommit(sha) {
+		return nil
+	} else if ctx.Err() != nil {
+		return describeNetErr(ctx, "fetch commit "+sha+" of "+r.url, c.opts.Timeout, err)
+	}
+	all := []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: all, Auth: auth, Tags: gogit.NoTags, Force: true})
+	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		return describeNetErr(ctx, "fetch "+r.url, c.opts.Timeout, err)
+	}
+	if !r.hasCommit(sha) {
+		return fmt.Errorf("resolve %s in %s: %w: no such commit on any branch or tag", sha, r.url, ErrUnknownRevision)
+	}
+	return nil
+}
+
+func (r *repo) hasCommit(sha string) bool {
+	_, err := r.r.CommitObject(plumbing.NewHash(sha))
+	return err == nil
+}
+
+// pickRef finds the reference a revision names: HEAD, a branch, a tag
+// (peeled to its commit) or a full reference name.
+func pickRef(refs []*plumbing.Reference, revision string) (plumbing.ReferenceName, string, bool) {
+	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
+	for _, ref := range refs {
+		byName[ref.Name()] = ref
+	}
+	var candidates []plumbing.ReferenceName
+	switch {
+	case revision == "" || revision == "HEAD":
+		head, ok := byName[plumbing.HEAD]
+		if !ok {
+			return "", "", false
+		}
+		if head.Type() == plumbing.SymbolicReference {
+			candidates = []plumbing.ReferenceName{head.Target()}
+		} else {
+			// The server sent HEAD as a hash: find the branch at that hash so
+			// the fetch names a real reference.
+			for _, ref := range refs {
+				if ref.Name().IsBranch() && ref.Hash() == head.Hash() {
+					return ref.Name(), head.Hash().String(), true
+				}
+			}
+			return "", "", false
+		}
+	case strings.HasPrefix(revision, "refs/"):
+		candidates = []plumbing.ReferenceName{plumbing.ReferenceName(revision)}
+	default:
+		candidates = []plumbing.ReferenceName{plumbing.NewBranchReferenceName(revision), plumbing.NewTagReferenceName(revision)}
+	}
+	for _, name := range candidates {
+		ref, ok := byName[name]
+		if !ok {
+			continue
+		}
+		if peeled, ok := byName[plumbing.ReferenceName(string(name)+"^{}")]; ok {
+			return name, peeled.Hash().String(), true
+		}
+		return name, ref.Hash().String(), true
+	}
+	return "", "", false
+}
+
+func (c *Cache) auth(ctx context.Context, repoURL string) (transport.AuthMethod, error) {
+	if c.opts.Credentials == nil {
+		return nil, nil
+	}
+	cred, err := c.opts.Credentials.Credential(ctx, repoURL)
+	if err != nil {
+		return nil, fmt.Errorf("look up credentials for %s: %w", repoURL, err)
+	}
+	if cred == nil {
+		return nil, nil
+	}
+	return cred.authMethod(repoURL)
+}
+
+func describeNetErr(ctx context.Context, what string, timeout time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s: timed out after %s: check that the repository is reachable from here", what, timeout)
+	}
+	if errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) {
+		return fmt.Errorf("%s: %w: add or fix repository credentials for this URL", what, err)
+	}
+	if errors.Is(err, transport.ErrRepositoryNotFound) {
+		return fmt.Errorf("%s: %w: check the repoURL", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// ValidateURL accepts https://, http://, ssh://, git:// and scp-like
+// user@host:path URLs. Local paths and file:// are refused: a manifest must
+// not read the controller's own disk.
+func ValidateURL(u string) error {
+	switch {
+	case u == "":
+		return errors.New("repoURL is empty")
+	case strings.HasPrefix(u, "https://"), strings.HasPrefix(u, "http://"),
+		strings.HasPrefix(u, "ssh://"), strings.HasPrefix(u, "git://"):
+		return nil
+	case scpLike.MatchString(u):
+		return nil
+	default:
+		return fmt.Errorf("repoURL %q is not supported: use https://, http://, ssh:// or user@host:path", u)
+	}
+}
+
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]`)

@@ -1,0 +1,126 @@
+package git
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Credential is how to authenticate to repositories whose URL starts with
+// URLPrefix. Its String never prints a secret.
+type Credential struct {
+	URLPrefix string
+	// HTTPS basic auth; a token goes in Password (Username defaults to "git").
+	Username string
+	Password string
+	// SSHPrivateKey is a PEM private key for ssh:// and scp-like URLs.
+	SSHPrivateKey string
+	// SSHKnownHosts pins host keys; empty uses the user's known_hosts.
+	SSHKnownHosts string
+}
+
+// String describes the credential without its secrets.
+func (c Credential) String() string {
+	kind := "https"
+	if c.SSHPrivateKey != "" {
+		kind = "ssh"
+	}
+	return fmt.Sprintf("%s credentials for %s", kind, c.URLPrefix)
+}
+
+// CredentialSource finds the credential for a repository URL, or nil.
+type CredentialSource interface {
+	Credential(ctx context.Context, repoURL string) (*Credential, error)
+}
+
+// StaticCredentials matches the longest URLPrefix.
+type StaticCredentials []Credential
+
+var _ CredentialSource = StaticCredentials(nil)
+
+// Credential returns the credential with the longest matching prefix.
+func (s StaticCredentials) Credential(_ context.Context, repoURL string) (*Credential, error) {
+	var best *Credential
+	for i := range s {
+		c := &s[i]
+		if strings.HasPrefix(repoURL, c.URLPrefix) && (best == nil || len(c.URLPrefix) > len(best.URLPrefix)) {
+			best = c
+		}
+	}
+	return best, nil
+}
+
+// Secret keys read by CredentialsFromSecrets.
+const (
+	SecretKeyURL           = "url"
+	SecretKeyUsername      = "username"
+	SecretKeyPassword      = "password"
+	SecretKeyToken         = "token"
+	SecretKeySSHPrivateKey = "sshPrivateKey"
+	SecretKeySSHKnownHosts = "sshKnownHosts"
+)
+
+// CredentialsFromSecrets reads repository credential Secrets: data key url
+// (a URL prefix) plus username/password, token, or sshPrivateKey. Secrets
+// without a url are skipped. Results are ordered by prefix.
+func CredentialsFromSecrets(secrets []corev1.Secret) StaticCredentials {
+	var out StaticCredentials
+	for _, s := range secrets {
+		url := string(s.Data[SecretKeyURL])
+		if url == "" {
+			continue
+		}
+		c := Credential{
+			URLPrefix:     url,
+			Username:      string(s.Data[SecretKeyUsername]),
+			Password:      string(s.Data[SecretKeyPassword]),
+			SSHPrivateKey: string(s.Data[SecretKeySSHPrivateKey]),
+			SSHKnownHosts: string(s.Data[SecretKeySSHKnownHosts]),
+		}
+		if tok := string(s.Data[SecretKeyToken]); tok != "" {
+			c.Password = tok
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].URLPrefix < out[j].URLPrefix })
+	return out
+}
+
+func (c *Credential) authMethod(repoURL string) (transport.AuthMethod, error) {
+	isSSH := strings.HasPrefix(repoURL, "ssh://") || scpLike.MatchString(repoURL)
+	if isSSH {
+		if c.SSHPrivateKey == "" {
+			return nil, fmt.Errorf("%s has no sshPrivateKey for an SSH URL", c)
+		}
+		user := "git"
+		if at := strings.Index(strings.TrimPrefix(repoURL, "ssh://"), "@"); at > 0 {
+			user = strings.TrimPrefix(repoURL, "ssh://")[:at]
+		}
+		keys, err := gitssh.NewPublicKeys(user, []byte(c.SSHPrivateKey), "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: parse sshPrivateKey: %w", c, err)
+		}
+		if c.SSHKnownHosts != "" {
+			cb, err := knownHostsCallback(c.SSHKnownHosts)
+			if err != nil {
+				return nil, fmt.Errorf("%s: parse sshKnownHosts: %w", c, err)
+			}
+			keys.HostKeyCallback = cb
+		}
+		return keys, nil
+	}
+	if c.Password == "" && c.Username == "" {
+		return nil, nil
+	}
+	user := c.Username
+	if user == "" {
+		user = "git"
+	}
+	return &githttp.BasicAuth{Username: user, Password: c.Password}, nil
+}
