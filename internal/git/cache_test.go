@@ -198,8 +198,8 @@ func TestSnapshotFiles(t *testing.T) {
 
 	cases := []struct {
 		name, path, want string
-		wantErr         error
-		errText         string
+		wantErr          error
+		errText          string
 	}{
 		{name: "regular file", path: "clusters/a/config.json", want: `{"name":"a"}`},
 		{name: "symlink inside the repo", path: "clusters/b/config.json", want: `{"name":"a"}`},
