@@ -174,7 +174,7 @@ type SyncPolicy struct {
 }
 
 // ApplicationSpec is the desired state of an Application.
-// +kubebuilder:validation:XValidation:rule="self.destination.cluster != ”",message="destination.cluster is required: name the MemberCluster this Application runs on"
+// +kubebuilder:validation:XValidation:rule="size(self.destination.cluster) > 0",message="destination.cluster is required: name the MemberCluster this Application runs on"
 type ApplicationSpec struct {
 	// Source is the Git location of the manifests.
 	// +required

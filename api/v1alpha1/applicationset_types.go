@@ -33,8 +33,8 @@ type GitDirectory struct {
 	// Path is a glob (path.Match syntax plus **) relative to the repository root.
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="path must stay inside the repository: '..' is not allowed"
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self != '..' && !self.startsWith('../') && !self.endsWith('/..') && !self.contains('/../')",message="path must stay inside the repository: '..' is not allowed"
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="path is relative to the repository root and must not start with '/'"
 	Path string `json:"path"`
 
@@ -48,8 +48,8 @@ type GitFile struct {
 	// Path is a glob of JSON or YAML files relative to the repository root.
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="path must stay inside the repository: '..' is not allowed"
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self != '..' && !self.startsWith('../') && !self.endsWith('/..') && !self.contains('/../')",message="path must stay inside the repository: '..' is not allowed"
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="path is relative to the repository root and must not start with '/'"
 	Path string `json:"path"`
 }
@@ -74,14 +74,14 @@ type GitGenerator struct {
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:MaxItems=16
 	Directories []GitDirectory `json:"directories,omitempty"`
 
 	// Files to match.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:MaxItems=16
 	Files []GitFile `json:"files,omitempty"`
 
 	// RequeueAfterSeconds is how often the hub re-reads the repository
@@ -114,7 +114,7 @@ type NestedMatrixGenerator struct {
 	// Generators whose parameter sets are combined (cartesian product).
 	// +required
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:MaxItems=3
 	Generators []TerminalGenerator `json:"generators"`
 }
 
@@ -125,7 +125,7 @@ type NestedMergeGenerator struct {
 	// base's sets that share the merge keys.
 	// +required
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:MaxItems=3
 	Generators []TerminalGenerator `json:"generators"`
 
 	// MergeKeys are the parameter names (flattened, e.g. name or values.env)
@@ -164,7 +164,7 @@ type NestedGenerator struct {
 type MatrixGenerator struct {
 	// +required
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:MaxItems=3
 	Generators []NestedGenerator `json:"generators"`
 }
 
@@ -173,7 +173,7 @@ type MatrixGenerator struct {
 type MergeGenerator struct {
 	// +required
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:MaxItems=3
 	Generators []NestedGenerator `json:"generators"`
 
 	// +required
@@ -267,7 +267,7 @@ type ApplicationSetSpec struct {
 	// +required
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:MaxItems=8
 	Generators []ApplicationSetGenerator `json:"generators"`
 
 	// Template is rendered once per parameter set (Go text/template,

@@ -64,16 +64,16 @@ func TestKubectlGetFlotilla(t *testing.T) {
 	app.Status.Health = flotillav1.HealthStatus{Status: flotillav1.HealthProgressing, Message: "Deployment guestbook/web: 1 of 3 replicas available"}
 	require.NoError(t, c.Status().Update(ctx, app))
 
-	out, err := env.Kubectl(t, "get", "flotilla", "-A")
+	out, err := env.Kubectl(t, "get", "flotilla", "-n", "default")
 	require.NoError(t, err)
-	t.Logf("kubectl get flotilla -A:\n%s", out)
+	t.Logf("kubectl get flotilla:\n%s", out)
 
 	assertTable(t, out, "memberclusters", []string{"NAME", "READY", "AGENT", "VERSION", "APPS", "HEALTHY", "AGE"},
 		[]string{"prod-eu-1", "True", "False", "v1.37.2", "12", "11"})
-	assertTable(t, out, "applicationsets", []string{"NAMESPACE", "NAME", "CLUSTERS", "APPS", "SYNCED", "HEALTHY", "STATUS", "AGE"},
-		[]string{"default", "guestbook", "40", "40", "39", "38", "Degraded"})
-	assertTable(t, out, "applications", []string{"NAMESPACE", "NAME", "CLUSTER", "SYNC", "HEALTH", "REVISION", "AGE"},
-		[]string{"default", "prod-eu-1-guestbook", "prod-eu-1", "Synced", "Progressing", "1a2b3c4d"})
+	assertTable(t, out, "applicationsets", []string{"NAME", "CLUSTERS", "APPS", "SYNCED", "HEALTHY", "STATUS", "AGE"},
+		[]string{"guestbook", "40", "40", "39", "38", "Degraded"})
+	assertTable(t, out, "applications", []string{"NAME", "CLUSTER", "SYNC", "HEALTH", "REVISION", "AGE"},
+		[]string{"prod-eu-1-guestbook", "prod-eu-1", "Synced", "Progressing", "1a2b3c4d"})
 
 	wide, err := env.Kubectl(t, "get", "applications.flotilla.dev", "-A", "-o", "wide")
 	require.NoError(t, err)
@@ -98,12 +98,13 @@ func assertTable(t *testing.T, out, resource string, header, row []string) {
 		}
 		got := strings.Fields(lines[i+1])
 		require.GreaterOrEqual(t, len(got), len(row), "row under %v: %q", header, lines[i+1])
-		// The name column reads "<resource>.flotilla.dev/<name>" when
-		// kubectl prints several kinds.
 		for j, want := range row {
 			cell := got[j]
 			if h := header[j]; h == "NAME" {
-				cell = strings.TrimPrefix(cell, resource+".flotilla.dev/")
+				// With several kinds, kubectl prints "<kind>.flotilla.dev/<name>".
+				if _, name, ok := strings.Cut(cell, ".flotilla.dev/"); ok {
+					cell = name
+				}
 			}
 			assert.Equal(t, want, cell, "%s column %s", resource, header[j])
 		}
