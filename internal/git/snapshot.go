@@ -255,3 +255,9 @@ func short(sha string) string {
 	}
 	return sha
 }
+
+// IsSymlink reports whether p is itself a symbolic link in the tree.
+func (s *Snapshot) IsSymlink(p string) bool {
+	e, ok := s.entries[p]
+	return ok && e.mode == filemode.Symlink
+}
