@@ -280,3 +280,18 @@ func renderValue(path string, v any, params Params) (any, error) {
 		return v, nil
 	}
 }
+
+// Applications expands a set into the exact Applications it should produce:
+// its generators' parameter sets rendered through its template. It returns
+// all of them or an error, never a partial list.
+func (e *Engine) Applications(ctx context.Context, set *flotillav1.ApplicationSet) ([]*flotillav1.Application, error) {
+	params, err := e.Generate(ctx, set.Spec.Generators)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := templates.Expand(set, params)
+	if err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
+	return apps, nil
+}

@@ -28,12 +28,14 @@ func flattenInto(out map[string]string, prefix string, v any) {
 	}
 	switch t := v.(type) {
 	case map[string]any:
-		for k, val := range t {
-			flattenInto(out, join(k), val)
+		// Sorted, so that a literal dotted key ("a.b") and a nested one
+		// (a: {b}) collide the same way every time.
+		for _, k := range sortedKeys(t) {
+			flattenInto(out, join(k), t[k])
 		}
 	case map[string]string:
-		for k, val := range t {
-			out[join(k)] = val
+		for _, k := range sortedKeys(t) {
+			out[join(k)] = t[k]
 		}
 	case []any:
 		for i, val := range t {
@@ -105,7 +107,7 @@ func mergeParams(a, b Params) Params {
 	return out
 }
 
-// sortedKeys is a helper for deterministic output.
+// sortedKeys returns a map's keys in order, for deterministic output.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
