@@ -96,7 +96,7 @@ func TestRender(t *testing.T) {
 			params:  []map[string]any{{}},
 			wantErr: `function "getHostByName" not defined`},
 		{name: "sprig, normalize, toJson and toYaml",
-			spec: `{generators: [], template: {metadata: {name: '{{ normalize .raw }}', annotations: {json: '{{ toJson .obj }}', yaml: '{{ toYaml .obj }}', up: '{{ upper .raw | trunc 3 }}'}}, spec: {source: {repoURL: r}, destination: {cluster: '{{ .raw | lower | replace "_" "-" }}'}}}}`,
+			spec:   `{generators: [], template: {metadata: {name: '{{ normalize .raw }}', annotations: {json: '{{ toJson .obj }}', yaml: '{{ toYaml .obj }}', up: '{{ upper .raw | trunc 3 }}'}}, spec: {source: {repoURL: r}, destination: {cluster: '{{ .raw | lower | replace "_" "-" }}'}}}}`,
 			params: []map[string]any{{"raw": "Web_Shop", "obj": map[string]any{"a": 1}}},
 			check: func(t *testing.T, apps []*flotillav1.Application) {
 				assert.Equal(t, "web-shop", apps[0].Name)
