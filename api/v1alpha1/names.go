@@ -51,3 +51,11 @@ const (
 	ConditionDelivered = "Delivered"
 	ConditionSynced    = "Synced"
 )
+
+// Agent heartbeat.
+const (
+	// AgentLeaseName is the Lease the agent renews in its namespace.
+	AgentLeaseName = "flotilla-agent"
+	// AnnotationAgentVersion on the agent's Lease carries its version.
+	AnnotationAgentVersion = "flotilla.dev/agent-version"
+)

@@ -1,0 +1,445 @@
+// Package appset is the hub's ApplicationSet controller: generate → render
+// → validate → create, update or delete the set's hub Applications with
+// server-side apply, per the set's applicationsSync policy. Any generator
+// or template error means no write at all.
+package appset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/metrics"
+	"github.com/flotilla-dev/flotilla/fleet/status"
+	"github.com/flotilla-dev/flotilla/generators"
+)
+
+// FieldManager owns the hub Applications' spec and the set's generation conditions.
+const FieldManager = flotillav1.FieldManagerHub
+
+// DefaultGitPollInterval is how often a set with git generators re-reads Git.
+const DefaultGitPollInterval = 3 * time.Minute
+
+// Reconciler reconciles ApplicationSets.
+type Reconciler struct {
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Engine   *generators.Engine
+	Recorder events.EventRecorder
+	// GitPollInterval is the default requeue for sets with git generators.
+	GitPollInterval time.Duration
+	// Writers bounds parallel Application writes per set (default 16).
+	Writers int
+
+	mu sync.Mutex
+	// selected remembers which clusters each set's last expansion used, so
+	// a MemberCluster change re-queues only the sets that select it now or
+	// selected it before.
+	selected map[types.NamespacedName]map[string]bool
+}
+
+// SetupWithManager registers the controller and its precise watches.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.GitPollInterval == 0 {
+		r.GitPollInterval = DefaultGitPollInterval
+	}
+	if r.Writers == 0 {
+		r.Writers = 16
+	}
+	r.selected = map[types.NamespacedName]map[string]bool{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("applicationset").
+		For(&flotillav1.ApplicationSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// A generated Application deleted or edited by someone else is put back.
+		Owns(&flotillav1.Application{}, builder.WithPredicates(predicate.Funcs{
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			UpdateFunc:  func(e event.UpdateEvent) bool { return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() },
+			DeleteFunc:  func(event.DeleteEvent) bool { return true },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})).
+		Watches(&flotillav1.MemberCluster{}, handler.Funcs{
+			CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueueTyped) {
+				r.enqueueForCluster(ctx, nil, e.Object, q)
+			},
+			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueueTyped) {
+				if !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+					!equality.Semantic.DeepEqual(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()) ||
+					e.ObjectOld.(*flotillav1.MemberCluster).Status.Server != e.ObjectNew.(*flotillav1.MemberCluster).Status.Server {
+					r.enqueueForCluster(ctx, e.ObjectOld, e.ObjectNew, q)
+				}
+			},
+			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueueTyped) {
+				r.enqueueForCluster(ctx, e.Object, nil, q)
+			},
+		}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Complete(r)
+}
+
+// Reconcile expands one ApplicationSet and converges its Applications.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	start := time.Now()
+	defer func() {
+		metrics.ReconcileDuration.WithLabelValues("applicationset").Observe(time.Since(start).Seconds())
+	}()
+
+	set := &flotillav1.ApplicationSet{}
+	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !set.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // Applications go with their owner; delivery's finalizers clean spokes
+	}
+
+	desired, err := r.Engine.Applications(ctx, set)
+	if err != nil {
+		// Nothing is written: the last good Applications stay as they are.
+		logger.Info("Generation failed; leaving Applications untouched", "error", err.Error())
+		r.event(set, corev1.EventTypeWarning, "GenerationFailed", err.Error())
+		if serr := r.applyConditions(ctx, set, false, metav1.Condition{
+			Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionFalse, Reason: "GenerationFailed",
+			Message: err.Error() + "; existing Applications are left unchanged",
+		}); serr != nil {
+			return ctrl.Result{}, serr
+		}
+		return ctrl.Result{}, err // retried with backoff; a spec change re-queues at once
+	}
+	metrics.GeneratedApplications.WithLabelValues(set.Namespace, set.Name).Set(float64(len(desired)))
+	r.remember(req.NamespacedName, desired)
+
+	existing, err := r.owned(ctx, set)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := planWrites(set, desired, existing)
+	writeErr := r.write(ctx, plan)
+
+	genCond := metav1.Condition{Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionTrue, Reason: "Generated",
+		Message: fmt.Sprintf("%d parameter sets", len(desired))}
+	upCond := metav1.Condition{Type: flotillav1.ConditionResourcesUpToDate, Status: metav1.ConditionTrue, Reason: "UpToDate",
+		Message: plan.summary()}
+	if writeErr != nil {
+		upCond.Status, upCond.Reason, upCond.Message = metav1.ConditionFalse, "WriteFailed", writeErr.Error()
+		r.event(set, corev1.EventTypeWarning, "WriteFailed", writeErr.Error())
+	} else if plan.changes() > 0 {
+		r.event(set, corev1.EventTypeNormal, "Updated", plan.summary())
+	}
+	if err := r.applyConditions(ctx, set, writeErr == nil, genCond, upCond); err != nil {
+		return ctrl.Result{}, err
+	}
+	if writeErr != nil {
+		return ctrl.Result{}, writeErr
+	}
+	if interval := r.pollInterval(set); interval > 0 {
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *Reconciler) owned(ctx context.Context, set *flotillav1.ApplicationSet) (map[string]*flotillav1.Application, error) {
+	var list flotillav1.ApplicationList
+	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingLabels{flotillav1.LabelApplicationSet: set.Name}); err != nil {
+		return nil, fmt.Errorf("list Applications of %s: %w", set.Name, err)
+	}
+	out := make(map[string]*flotillav1.Application, len(list.Items))
+	for i := range list.Items {
+		app := &list.Items[i]
+		if metav1.IsControlledBy(app, set) {
+			out[app.Name] = app
+		}
+	}
+	return out, nil
+}
+
+// plan is the writes one reconcile makes.
+type plan struct {
+	create, update []*flotillav1.Application
+	delete         []*flotillav1.Application
+	skippedUpdates int
+	kept           int
+}
+
+func (p *plan) changes() int { return len(p.create) + len(p.update) + len(p.delete) }
+
+func (p *plan) summary() string {
+	s := fmt.Sprintf("%d created, %d updated, %d deleted, %d unchanged", len(p.create), len(p.update), len(p.delete), p.kept)
+	if p.skippedUpdates > 0 {
+		s += fmt.Sprintf("; %d out of date but not updated (applicationsSync forbids updates)", p.skippedUpdates)
+	}
+	return s
+}
+
+func planWrites(set *flotillav1.ApplicationSet, desired []*flotillav1.Application, existing map[string]*flotillav1.Application) *plan {
+	policy := flotillav1.ApplicationsSyncSync
+	if set.Spec.SyncPolicy != nil && set.Spec.SyncPolicy.ApplicationsSync != "" {
+		policy = set.Spec.SyncPolicy.ApplicationsSync
+	}
+	canUpdate := policy == flotillav1.ApplicationsSyncSync || policy == flotillav1.ApplicationsSyncCreateUpdate
+	canDelete := policy == flotillav1.ApplicationsSyncSync || policy == flotillav1.ApplicationsSyncCreateDelete
+	p := &plan{}
+	want := make(map[string]bool, len(desired))
+	for _, d := range desired {
+		want[d.Name] = true
+		cur, ok := existing[d.Name]
+		switch {
+		case !ok:
+			p.create = append(p.create, d)
+		case upToDate(d, cur):
+			p.kept++
+		case canUpdate:
+			p.update = append(p.update, d)
+		default:
+			p.skippedUpdates++
+			p.kept++
+		}
+	}
+	names := make([]string, 0, len(existing))
+	for name := range existing {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !want[name] {
+			if canDelete {
+				p.delete = append(p.delete, existing[name])
+			} else {
+				p.kept++
+			}
+		}
+	}
+	return p
+}
+
+// upToDate compares what the hub owns: spec, and labels/annotations it sets.
+func upToDate(desired, cur *flotillav1.Application) bool {
+	if !equality.Semantic.DeepEqual(desired.Spec, cur.Spec) {
+		return false
+	}
+	for k, v := range desired.Labels {
+		if cur.Labels[k] != v {
+			return false
+		}
+	}
+	for k, v := range desired.Annotations {
+		if cur.Annotations[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// write runs the plan with bounded parallelism and reports every failure.
+func (r *Reconciler) write(ctx context.Context, p *plan) error {
+	type op struct {
+		app    *flotillav1.Application
+		delete bool
+	}
+	ops := make(chan op)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for range r.Writers {
+		wg.Go(func() {
+			for o := range ops {
+				var err error
+				if o.delete {
+					err = client.IgnoreNotFound(r.Client.Delete(ctx, o.app, client.Preconditions{UID: &o.app.UID}))
+				} else {
+					err = r.apply(ctx, o.app)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", o.app.Name, err))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, a := range p.create {
+		ops <- op{app: a}
+	}
+	for _, a := range p.update {
+		ops <- op{app: a}
+	}
+	for _, a := range p.delete {
+		ops <- op{app: a, delete: true}
+	}
+	close(ops)
+	wg.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	if len(errs) > 5 {
+		errs = append(errs[:5], fmt.Errorf("and %d more", len(errs)-5))
+	}
+	return fmt.Errorf("write Applications: %w", errors.Join(errs...))
+}
+
+// apply server-side-applies an Application's metadata and spec.
+func (r *Reconciler) apply(ctx context.Context, app *flotillav1.Application) error {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(app)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	delete(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	return r.Client.Patch(ctx, u, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+}
+
+func (r *Reconciler) applyConditions(ctx context.Context, set *flotillav1.ApplicationSet, success bool, conds ...metav1.Condition) error {
+	st := map[string]any{"conditions": status.Conditions(set.Status.Conditions, set.Generation, conds...)}
+	if success {
+		st["observedGeneration"] = set.Generation
+	}
+	return status.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
+}
+
+func (r *Reconciler) pollInterval(set *flotillav1.ApplicationSet) time.Duration {
+	var interval time.Duration
+	var visit func(spec *generators.Spec)
+	visit = func(spec *generators.Spec) {
+		if spec.Git != nil {
+			d := r.GitPollInterval
+			if spec.Git.RequeueAfterSeconds != nil {
+				d = time.Duration(*spec.Git.RequeueAfterSeconds) * time.Second
+			}
+			if interval == 0 || d < interval {
+				interval = d
+			}
+		}
+		for _, c := range []*generators.Combination{spec.Matrix, spec.Merge} {
+			if c != nil {
+				for i := range c.Generators {
+					visit(&c.Generators[i])
+				}
+			}
+		}
+	}
+	for i := range set.Spec.Generators {
+		if spec, err := generators.FromAPI(&set.Spec.Generators[i]); err == nil {
+			visit(spec)
+		}
+	}
+	return interval
+}
+
+func (r *Reconciler) event(set *flotillav1.ApplicationSet, kind, reason, msg string) {
+	if r.Recorder != nil {
+		if len(msg) > 1000 {
+			msg = msg[:1000]
+		}
+		r.Recorder.Eventf(set, nil, kind, reason, "Reconcile", "%s", msg)
+	}
+}
+
+func (r *Reconciler) remember(key types.NamespacedName, apps []*flotillav1.Application) {
+	clusters := make(map[string]bool, len(apps))
+	for _, a := range apps {
+		clusters[a.Spec.Destination.Cluster] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.selected[key] = clusters
+}
+
+func (r *Reconciler) forget(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.selected, key)
+}
+
+// enqueueForCluster re-queues the sets whose clusters generator selects the
+// cluster before or after the change, or whose Applications used it.
+func (r *Reconciler) enqueueForCluster(ctx context.Context, oldObj, newObj client.Object, q workqueueTyped) {
+	var sets flotillav1.ApplicationSetList
+	if err := r.Client.List(ctx, &sets); err != nil {
+		log.FromContext(ctx).Error(err, "List ApplicationSets for a MemberCluster change")
+		return
+	}
+	name := ""
+	for _, o := range []client.Object{oldObj, newObj} {
+		if o != nil {
+			name = o.GetName()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range sets.Items {
+		set := &sets.Items[i]
+		key := types.NamespacedName{Namespace: set.Namespace, Name: set.Name}
+		if r.selected[key][name] || selectsAny(set, oldObj, newObj) {
+			q.Add(reconcile.Request{NamespacedName: key})
+		}
+	}
+}
+
+// selectsAny reports whether any clusters generator of the set (at any
+// nesting) selects one of the objects' labels. Templated selectors are
+// treated as selecting everything.
+func selectsAny(set *flotillav1.ApplicationSet, objs ...client.Object) bool {
+	var visit func(spec *generators.Spec) bool
+	visit = func(spec *generators.Spec) bool {
+		if spec.Clusters != nil {
+			sel, err := metav1.LabelSelectorAsSelector(&spec.Clusters.Selector)
+			if err != nil {
+				return true // templated or invalid: cannot rule it out
+			}
+			for _, o := range objs {
+				if o != nil && sel.Matches(labels.Set(o.GetLabels())) {
+					return true
+				}
+			}
+		}
+		for _, c := range []*generators.Combination{spec.Matrix, spec.Merge} {
+			if c == nil {
+				continue
+			}
+			for i := range c.Generators {
+				if visit(&c.Generators[i]) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i := range set.Spec.Generators {
+		spec, err := generators.FromAPI(&set.Spec.Generators[i])
+		if err != nil {
+			continue
+		}
+		if visit(spec) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,368 @@
+// Package delivery pushes each hub Application into its spoke's agent
+// namespace over the pooled spoke clients, deletes the spoke copy when the
+// hub Application goes (finalizer), and mirrors the spoke copy's status
+// back into the hub Application.
+package delivery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/metrics"
+	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/fleet/status"
+)
+
+// FieldManager owns the hub Application's status (Delivered and the mirror).
+const FieldManager = "flotilla-hub-delivery"
+
+// ClusterIndex indexes hub Applications by spec.destination.cluster.
+const ClusterIndex = "spec.destination.cluster"
+
+// Reconciler delivers hub Applications.
+type Reconciler struct {
+	Client   client.Client
+	Pool     *remote.Pool
+	Recorder events.EventRecorder
+	// PerCluster bounds in-flight spoke requests per cluster (default 8),
+	// so a slow spoke never takes every worker.
+	PerCluster int
+	// Workers is the number of concurrent reconciles (default 32).
+	Workers int
+
+	ctrl controller.Controller
+	sems sync.Map // cluster → chan struct{}
+}
+
+// SetupWithManager registers the controller, indexes, and spoke watches.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.PerCluster == 0 {
+		r.PerCluster = 8
+	}
+	if r.Workers == 0 {
+		r.Workers = 32
+	}
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		Named("delivery").
+		For(&flotillav1.Application{}).
+		Watches(&flotillav1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.appsOfCluster)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.ctrl = c
+	r.Pool.OnAdd(r.watchSpoke)
+	return nil
+}
+
+// IndexByCluster adds the spec.destination.cluster index; call it once per
+// manager before setting up the controllers that use it.
+func IndexByCluster(mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.Application{}, ClusterIndex, func(o client.Object) []string {
+		return []string{o.(*flotillav1.Application).Spec.Destination.Cluster}
+	})
+}
+
+// watchSpoke maps spoke Application events back to their hub Application.
+func (r *Reconciler) watchSpoke(c *remote.Cluster) {
+	src := source.Kind(c.Cluster.GetCache(), &flotillav1.Application{},
+		handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, a *flotillav1.Application) []reconcile.Request {
+			ns, name := a.Annotations[flotillav1.AnnotationHubNamespace], a.Annotations[flotillav1.AnnotationHubName]
+			if ns == "" || name == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+		}))
+	if err := r.ctrl.Watch(src); err != nil {
+		r.ctrl.GetLogger().Error(err, "Watch spoke Applications", "cluster", c.Name)
+	}
+}
+
+func (r *Reconciler) appsOfCluster(ctx context.Context, o client.Object) []reconcile.Request {
+	var list flotillav1.ApplicationList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{ClusterIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, a := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&a)})
+	}
+	return out
+}
+
+// SpokeName is the spoke copy's name: unique across hub namespaces.
+func SpokeName(hubNamespace, name string) string {
+	n := hubNamespace + "." + name
+	if len(n) <= 253 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(n))
+	return n[:240] + "-" + hex.EncodeToString(sum[:6])
+}
+
+// Reconcile delivers one hub Application and mirrors its spoke status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
+	defer func() { metrics.ReconcileDuration.WithLabelValues("delivery").Observe(time.Since(start).Seconds()) }()
+
+	app := &flotillav1.Application{}
+	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	clusterName := app.Spec.Destination.Cluster
+	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("cluster", clusterName))
+	mc := &flotillav1.MemberCluster{}
+	mcErr := r.Client.Get(ctx, types.NamespacedName{Name: clusterName}, mc)
+	if mcErr != nil && !apierrors.IsNotFound(mcErr) {
+		return ctrl.Result{}, mcErr
+	}
+	clusterMissing := apierrors.IsNotFound(mcErr)
+
+	if !app.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, app, mc, clusterMissing)
+	}
+	if !controllerutil.ContainsFinalizer(app, flotillav1.FinalizerDelivery) {
+		patch := client.MergeFrom(app.DeepCopy())
+		controllerutil.AddFinalizer(app, flotillav1.FinalizerDelivery)
+		if err := r.Client.Patch(ctx, app, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	switch {
+	case clusterMissing:
+		return r.notDelivered(ctx, app, nil, "ClusterNotFound",
+			fmt.Sprintf("MemberCluster %q does not exist: register it (flotilla cluster register) or fix destination.cluster", clusterName), time.Minute)
+	case mc.Spec.Paused:
+		return r.notDelivered(ctx, app, r.spokeCopy(ctx, app, mc), "ClusterPaused",
+			"delivery to this cluster is paused; the spoke keeps what it has", 0)
+	}
+	rc, ok := r.Pool.Get(clusterName)
+	if healthy, msg := healthOf(rc, ok); !healthy {
+		return r.notDelivered(ctx, app, nil, "ClusterUnreachable", msg, 15*time.Second)
+	}
+	release, ok := r.acquire(clusterName)
+	if !ok {
+		return ctrl.Result{RequeueAfter: 250 * time.Millisecond}, nil
+	}
+	defer release()
+
+	spoke, err := r.cachedSpoke(ctx, rc, app)
+	if err != nil {
+		return r.notDelivered(ctx, app, nil, "SpokeUnreadable", err.Error(), 15*time.Second)
+	}
+	desired := desiredSpoke(app, rc.AgentNamespace)
+	if spoke == nil || !sameSpoke(desired, spoke) {
+		if err := r.applySpoke(ctx, rc, desired); err != nil {
+			return r.notDelivered(ctx, app, spoke, "DeliveryFailed", err.Error(), 10*time.Second)
+		}
+		metrics.DeliveryLatency.WithLabelValues(clusterName).Observe(time.Since(lastChange(app)).Seconds())
+	}
+	delivered := metav1.Condition{Type: flotillav1.ConditionDelivered, Status: metav1.ConditionTrue, Reason: "Delivered",
+		Message: fmt.Sprintf("applied to %s/%s on %s", rc.AgentNamespace, desired.Name, clusterName)}
+	return ctrl.Result{}, r.mirror(ctx, app, spoke, delivered)
+}
+
+func healthOf(rc *remote.Cluster, ok bool) (bool, string) {
+	if !ok {
+		return false, "no connection to the cluster yet: see its MemberCluster's Ready condition"
+	}
+	if healthy, msg := rc.Health(); !healthy {
+		return false, "the cluster is unreachable: " + msg
+	}
+	return true, ""
+}
+
+func (r *Reconciler) acquire(cluster string) (func(), bool) {
+	v, _ := r.sems.LoadOrStore(cluster, make(chan struct{}, r.PerCluster))
+	sem := v.(chan struct{})
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	default:
+		return nil, false
+	}
+}
+
+func (r *Reconciler) cachedSpoke(ctx context.Context, rc *remote.Cluster, app *flotillav1.Application) (*flotillav1.Application, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	spoke := &flotillav1.Application{}
+	err := rc.Client().Get(ctx, types.NamespacedName{Namespace: rc.AgentNamespace, Name: SpokeName(app.Namespace, app.Name)}, spoke)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the spoke copy: %w", err)
+	}
+	return spoke, nil
+}
+
+// spokeCopy reads the spoke copy if the cluster is connected (for the
+// status mirror of a paused cluster); nil otherwise.
+func (r *Reconciler) spokeCopy(ctx context.Context, app *flotillav1.Application, mc *flotillav1.MemberCluster) *flotillav1.Application {
+	rc, ok := r.Pool.Get(mc.Name)
+	if healthy, _ := healthOf(rc, ok); !healthy {
+		return nil
+	}
+	spoke, _ := r.cachedSpoke(ctx, rc, app)
+	return spoke
+}
+
+func desiredSpoke(app *flotillav1.Application, agentNamespace string) *flotillav1.Application {
+	labels := map[string]string{flotillav1.LabelManagedBy: flotillav1.FieldManagerHub}
+	for k, v := range app.Labels {
+		labels[k] = v
+	}
+	return &flotillav1.Application{
+		TypeMeta: metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "Application"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: SpokeName(app.Namespace, app.Name), Namespace: agentNamespace, Labels: labels,
+			Annotations: map[string]string{flotillav1.AnnotationHubNamespace: app.Namespace, flotillav1.AnnotationHubName: app.Name},
+		},
+		Spec: app.Spec,
+	}
+}
+
+func sameSpoke(desired, cur *flotillav1.Application) bool {
+	if !equality.Semantic.DeepEqual(desired.Spec, cur.Spec) {
+		return false
+	}
+	for k, v := range desired.Labels {
+		if cur.Labels[k] != v {
+			return false
+		}
+	}
+	for k, v := range desired.Annotations {
+		if cur.Annotations[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Reconciler) applySpoke(ctx context.Context, rc *remote.Cluster, desired *flotillav1.Application) error {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	delete(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	if err := rc.Client().Patch(ctx, u, client.Apply, client.FieldOwner(flotillav1.FieldManagerHub), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply to %s/%s on %s: %w", rc.AgentNamespace, desired.Name, rc.Name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application, mc *flotillav1.MemberCluster, clusterMissing bool) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(app, flotillav1.FinalizerDelivery) {
+		return ctrl.Result{}, nil
+	}
+	switch {
+	case clusterMissing:
+		// The cluster left the fleet: nothing can be reached or cleaned.
+	case mc.Spec.Paused:
+		return r.notDelivered(ctx, app, nil, "ClusterPaused", "deletion waits until the cluster is unpaused: a paused cluster loses nothing", time.Minute)
+	default:
+		rc, ok := r.Pool.Get(mc.Name)
+		if healthy, msg := healthOf(rc, ok); !healthy {
+			return r.notDelivered(ctx, app, nil, "ClusterUnreachable", "cannot remove the spoke copy yet: "+msg, 15*time.Second)
+		}
+		spoke := &flotillav1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: rc.AgentNamespace, Name: SpokeName(app.Namespace, app.Name)}}
+		if err := rc.Client().Delete(ctx, spoke); err != nil && !apierrors.IsNotFound(err) {
+			return r.notDelivered(ctx, app, nil, "DeletionFailed", fmt.Sprintf("delete the spoke copy: %v", err), 10*time.Second)
+		}
+	}
+	patch := client.MergeFrom(app.DeepCopy())
+	controllerutil.RemoveFinalizer(app, flotillav1.FinalizerDelivery)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, app, patch))
+}
+
+func (r *Reconciler) notDelivered(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, reason, msg string, after time.Duration) (ctrl.Result, error) {
+	cond := metav1.Condition{Type: flotillav1.ConditionDelivered, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
+	if old := apimeta.FindStatusCondition(app.Status.Conditions, flotillav1.ConditionDelivered); r.Recorder != nil && (old == nil || old.Reason != reason) {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Deliver", "%s", msg)
+	}
+	if err := r.mirror(ctx, app, spoke, cond); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+// mirror writes the hub Application's status: the Delivered condition plus
+// the spoke copy's sync, health and resources. It writes nothing when
+// nothing changed.
+func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, delivered metav1.Condition) error {
+	want := app.Status.DeepCopy()
+	conds := []metav1.Condition{delivered}
+	if spoke != nil {
+		s := spoke.Status
+		want.Sync, want.Health, want.Resources, want.ResourceCount = s.Sync, s.Health, s.Resources, s.ResourceCount
+		want.DriftCorrections, want.LastSyncTime, want.LastSyncError = s.DriftCorrections, s.LastSyncTime, s.LastSyncError
+		for _, t := range []string{flotillav1.ConditionSynced, flotillav1.ConditionHealthy} {
+			if c := apimeta.FindStatusCondition(s.Conditions, t); c != nil {
+				conds = append(conds, *c)
+			}
+		}
+	}
+	if delivered.Status == metav1.ConditionTrue {
+		want.ObservedGeneration = app.Generation
+	}
+	changed := want.ObservedGeneration != app.Status.ObservedGeneration ||
+		!equality.Semantic.DeepEqual(want.Sync, app.Status.Sync) || !equality.Semantic.DeepEqual(want.Health, app.Status.Health) ||
+		!equality.Semantic.DeepEqual(want.Resources, app.Status.Resources) || want.ResourceCount != app.Status.ResourceCount ||
+		want.DriftCorrections != app.Status.DriftCorrections || !equality.Semantic.DeepEqual(want.LastSyncTime, app.Status.LastSyncTime) ||
+		want.LastSyncError != app.Status.LastSyncError
+	for _, c := range conds {
+		old := apimeta.FindStatusCondition(app.Status.Conditions, c.Type)
+		if old == nil || old.Status != c.Status || old.Reason != c.Reason || old.Message != c.Message {
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	st, err := runtime.DefaultUnstructuredConverter.ToUnstructured(want)
+	if err != nil {
+		return err
+	}
+	st["conditions"] = status.Conditions(app.Status.Conditions, app.Generation, conds...)
+	return status.ApplyStatus(ctx, r.Client, app, "Application", FieldManager, st)
+}
+
+// lastChange is when the hub Application's spec last changed, as near as
+// the hub can tell (its managedFields' last update by the hub's manager).
+func lastChange(app *flotillav1.Application) time.Time {
+	t := app.CreationTimestamp.Time
+	for _, mf := range app.ManagedFields {
+		if mf.Manager == flotillav1.FieldManagerHub && mf.Time != nil && mf.Time.After(t) {
+			t = mf.Time.Time
+		}
+	}
+	return t
+}

@@ -1,0 +1,121 @@
+// Package hub wires the hub's controllers into a controller-runtime
+// manager: ApplicationSet, MemberCluster inventory, delivery, status
+// aggregation and (when the CRD exists) Cluster API import.
+package hub
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/appset"
+	"github.com/flotilla-dev/flotilla/fleet/delivery"
+	"github.com/flotilla-dev/flotilla/fleet/inventory"
+	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/fleet/status"
+	"github.com/flotilla-dev/flotilla/generators"
+	"github.com/flotilla-dev/flotilla/internal/git"
+)
+
+// LabelSecretType marks Secrets in the system namespace: "repository"
+// Secrets hold Git credentials (keys url, username, password|token,
+// sshPrivateKey).
+const LabelSecretType = "flotilla.dev/secret-type"
+
+// Options configure the hub.
+type Options struct {
+	// Namespace holds kubeconfig and repository Secrets (flotilla-system).
+	Namespace        string
+	AllowExec        bool
+	GitCacheDir      string
+	GitTimeout       time.Duration
+	GitPollInterval  time.Duration
+	MaxApplications  int
+	ClientLimits     remote.ClientLimits
+	ProbeInterval    time.Duration
+	HeartbeatGrace   time.Duration
+	DeliveryWorkers  int
+	PerClusterWrites int
+}
+
+// CacheOptions limits the manager's Secret cache to the system namespace:
+// the hub never reads Secrets elsewhere.
+func CacheOptions(namespace string) cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Namespaces: map[string]cache.Config{namespace: {}}},
+	}}
+}
+
+// Scheme returns the hub's scheme.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := corev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := flotillav1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Setup adds every hub controller to mgr and returns the cluster pool.
+func Setup(mgr ctrl.Manager, o Options) (*remote.Pool, error) {
+	if o.Namespace == "" {
+		o.Namespace = flotillav1.SystemNamespace
+	}
+	if err := delivery.IndexByCluster(mgr); err != nil {
+		return nil, fmt.Errorf("index Applications by cluster: %w", err)
+	}
+	pool := remote.NewPool(mgr.GetScheme(), mgr.GetLogger().WithName("pool"))
+	if err := mgr.Add(pool); err != nil {
+		return nil, err
+	}
+	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout,
+		Credentials: secretCredentials{reader: mgr.GetClient(), namespace: o.Namespace}})
+	if err != nil {
+		return nil, err
+	}
+	engine := generators.New(generators.Options{
+		Clusters:  generators.HubClusters{Reader: mgr.GetClient()},
+		Git:       generators.GitCache{Cache: cache},
+		MaxParams: o.MaxApplications,
+	})
+	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&appset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engine: engine,
+			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval},
+		&inventory.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
+			Limits: o.ClientLimits, ProbeInterval: o.ProbeInterval, HeartbeatGrace: o.HeartbeatGrace,
+			Recorder: mgr.GetEventRecorder("flotilla-hub")},
+		&delivery.Reconciler{Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("flotilla-hub"),
+			Workers: o.DeliveryWorkers, PerCluster: o.PerClusterWrites},
+		&status.SetReconciler{Client: mgr.GetClient()},
+		&status.ClusterReconciler{Client: mgr.GetClient()},
+	}
+	for _, s := range setups {
+		if err := s.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("set up %T: %w", s, err)
+		}
+	}
+	return pool, nil
+}
+
+// secretCredentials reads repository credential Secrets from the cache.
+type secretCredentials struct {
+	reader    client.Reader
+	namespace string
+}
+
+func (s secretCredentials) Credential(ctx context.Context, repoURL string) (*git.Credential, error) {
+	var list corev1.SecretList
+	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{LabelSecretType: "repository"}); err != nil {
+		return nil, err
+	}
+	return git.CredentialsFromSecrets(list.Items).Credential(ctx, repoURL)
+}

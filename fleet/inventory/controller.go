@@ -1,0 +1,308 @@
+// Package inventory keeps the hub's MemberCluster inventory: one pooled
+// client per cluster from its kubeconfig Secret, probed periodically into
+// the Ready, CredentialsValid and AgentAvailable conditions.
+package inventory
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/fleet/status"
+)
+
+// FieldManager owns the inventory's part of MemberCluster status.
+const FieldManager = "flotilla-hub-inventory"
+
+const secretIndex = "spec.kubeconfigSecretRef.name"
+
+// Reconciler probes MemberClusters.
+type Reconciler struct {
+	Client client.Client
+	Pool   *remote.Pool
+	// Namespace holding kubeconfig Secrets (flotilla-system).
+	Namespace string
+	// AllowExec lets kubeconfigs run exec credential plugins.
+	AllowExec bool
+	Limits    remote.ClientLimits
+	// ProbeInterval between probes of a healthy cluster (default 30s).
+	ProbeInterval time.Duration
+	// HeartbeatGrace after which a Lease not renewed makes AgentAvailable Unknown (default 40s).
+	HeartbeatGrace time.Duration
+	// MaxBackoff caps the retry interval of a failing cluster (default 5m).
+	MaxBackoff time.Duration
+	Recorder   events.EventRecorder
+
+	mu      sync.Mutex
+	backoff map[string]time.Duration
+}
+
+// SetupWithManager registers the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.ProbeInterval == 0 {
+		r.ProbeInterval = 30 * time.Second
+	}
+	if r.HeartbeatGrace == 0 {
+		r.HeartbeatGrace = 40 * time.Second
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = 5 * time.Minute
+	}
+	if r.Limits.Timeout == 0 {
+		r.Limits = remote.DefaultLimits
+	}
+	r.backoff = map[string]time.Duration{}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.MemberCluster{}, secretIndex, func(o client.Object) []string {
+		return []string{o.(*flotillav1.MemberCluster).Spec.KubeconfigSecretRef.Name}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("membercluster").
+		For(&flotillav1.MemberCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersForSecret)).
+		WithOptions(ctrlOptions()).
+		Complete(r)
+}
+
+func (r *Reconciler) clustersForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	if o.GetNamespace() != r.Namespace {
+		return nil
+	}
+	var list flotillav1.MemberClusterList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{secretIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, mc := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: mc.Name}})
+	}
+	return out
+}
+
+// probe is what one probe found.
+type probe struct {
+	ready, creds, agent       metav1.Condition
+	server, version, agentVer string
+	heartbeat                 *metav1.Time
+	cfg                       *rest.Config
+	hash                      string
+}
+
+// Reconcile probes one MemberCluster and records what it found.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	mc := &flotillav1.MemberCluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Pool.Remove(req.Name)
+			r.forget(req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !mc.DeletionTimestamp.IsZero() {
+		r.Pool.Remove(mc.Name)
+		r.forget(mc.Name)
+		return ctrl.Result{}, nil
+	}
+
+	p := r.probe(ctx, mc)
+	ok := p.ready.Status == metav1.ConditionTrue
+	if ok {
+		c, err := r.Pool.Upsert(mc.Name, mc.Spec.AgentNamespace, p.cfg, p.hash)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		c.SetHealth(true, "")
+	} else if c, found := r.Pool.Get(mc.Name); found {
+		c.SetHealth(false, p.ready.Message)
+	}
+
+	st := map[string]any{
+		"observedGeneration": mc.Generation,
+		"conditions":         status.Conditions(mc.Status.Conditions, mc.Generation, p.ready, p.creds, p.agent),
+	}
+	if p.server != "" {
+		st["server"] = p.server
+	}
+	if p.version != "" {
+		st["kubernetesVersion"] = p.version
+	}
+	if p.agentVer != "" {
+		st["agentVersion"] = p.agentVer
+	}
+	if p.heartbeat != nil {
+		st["lastHeartbeatTime"] = p.heartbeat.UTC().Format(time.RFC3339)
+	}
+	if err := status.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	if old := findCondition(mc.Status.Conditions, flotillav1.ConditionReady); r.Recorder != nil && (old == nil || old.Status != p.ready.Status) {
+		kind := corev1.EventTypeNormal
+		if !ok {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(mc, nil, kind, p.ready.Reason, "Probe", "%s", p.ready.Message)
+	}
+	if ok {
+		r.forget(mc.Name)
+		return ctrl.Result{RequeueAfter: r.ProbeInterval}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.nextBackoff(mc.Name)}, nil
+}
+
+func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) probe {
+	p := probe{
+		ready: metav1.Condition{Type: flotillav1.ConditionReady, Status: metav1.ConditionFalse},
+		creds: metav1.Condition{Type: flotillav1.ConditionCredentialsValid, Status: metav1.ConditionFalse},
+		agent: metav1.Condition{Type: flotillav1.ConditionAgentAvailable, Status: metav1.ConditionUnknown, Reason: "ClusterNotReady", Message: "the cluster is not reachable, so the agent's heartbeat cannot be read"},
+	}
+	fail := func(credsStatus metav1.ConditionStatus, reason, msg string) probe {
+		p.creds.Status, p.creds.Reason, p.creds.Message = credsStatus, reason, msg
+		p.ready.Reason, p.ready.Message = reason, msg
+		return p
+	}
+	ref := mc.Spec.KubeconfigSecretRef
+	key := ref.Key
+	if key == "" {
+		key = "value"
+	}
+	secret := &corev1.Secret{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fail(metav1.ConditionFalse, "SecretNotFound", fmt.Sprintf("Secret %s/%s does not exist: create it with the spoke's kubeconfig under key %q (flotilla cluster register does this)", r.Namespace, ref.Name, key))
+		}
+		return fail(metav1.ConditionUnknown, "SecretUnreadable", fmt.Sprintf("read Secret %s/%s: %v", r.Namespace, ref.Name, err))
+	}
+	raw, found := secret.Data[key]
+	if !found {
+		return fail(metav1.ConditionFalse, "SecretKeyMissing", fmt.Sprintf("Secret %s/%s has no key %q", r.Namespace, ref.Name, key))
+	}
+	cfg, hash, err := remote.ParseKubeconfig(raw, r.AllowExec, r.Limits)
+	if err != nil {
+		reason := "InvalidKubeconfig"
+		if errors.Is(err, remote.ErrExecNotAllowed) {
+			reason = "ExecCredentialsRefused"
+		}
+		return fail(metav1.ConditionFalse, reason, fmt.Sprintf("Secret %s/%s key %q: %v", r.Namespace, ref.Name, key, err))
+	}
+	p.cfg, p.hash, p.server = cfg, hash, cfg.Host
+
+	probeCfg := rest.CopyConfig(cfg)
+	probeCfg.Timeout = min(cfg.Timeout, 10*time.Second)
+	cs, err := kubernetes.NewForConfig(probeCfg)
+	if err != nil {
+		return fail(metav1.ConditionFalse, "InvalidKubeconfig", "build a client from the kubeconfig: "+err.Error())
+	}
+	ver, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		switch {
+		case apierrors.IsUnauthorized(err):
+			return fail(metav1.ConditionFalse, "Unauthorized", "the spoke rejected the kubeconfig's credentials (401): re-register the cluster to rotate its token")
+		case isTLSError(err):
+			return fail(metav1.ConditionFalse, "TLSVerificationFailed", "the spoke's serving certificate does not match the kubeconfig's certificate-authority-data: "+firstLine(err))
+		default:
+			return fail(metav1.ConditionUnknown, "Unreachable", fmt.Sprintf("cannot reach %s: %s", cfg.Host, firstLine(err)))
+		}
+	}
+	p.version = ver.GitVersion
+	p.creds.Status, p.creds.Reason, p.creds.Message = metav1.ConditionTrue, "Authenticated", "the spoke accepted the hub's credentials"
+	p.ready.Status, p.ready.Reason, p.ready.Message = metav1.ConditionTrue, "Reachable", fmt.Sprintf("Kubernetes %s at %s", ver.GitVersion, cfg.Host)
+
+	lease, err := cs.CoordinationV1().Leases(mc.Spec.AgentNamespace).Get(ctx, flotillav1.AgentLeaseName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		p.agent.Status, p.agent.Reason = metav1.ConditionFalse, "AgentNotFound"
+		p.agent.Message = fmt.Sprintf("no agent heartbeat (Lease %s/%s): install the agent (flotilla cluster register)", mc.Spec.AgentNamespace, flotillav1.AgentLeaseName)
+	case apierrors.IsForbidden(err):
+		p.agent.Status, p.agent.Reason = metav1.ConditionUnknown, "LeaseForbidden"
+		p.agent.Message = fmt.Sprintf("the hub's identity may not read Leases in %s: grant it the flotilla hub Role there", mc.Spec.AgentNamespace)
+	case err != nil:
+		p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionUnknown, "LeaseUnreadable", firstLine(err)
+	default:
+		r.readLease(&p, lease)
+	}
+	return p
+}
+
+func (r *Reconciler) readLease(p *probe, lease *coordinationv1.Lease) {
+	p.agentVer = lease.Annotations[flotillav1.AnnotationAgentVersion]
+	if lease.Spec.RenewTime == nil {
+		p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionUnknown, "NoHeartbeat", "the agent's Lease was never renewed"
+		return
+	}
+	hb := metav1.NewTime(lease.Spec.RenewTime.Time)
+	p.heartbeat = &hb
+	age := time.Since(lease.Spec.RenewTime.Time).Round(time.Second)
+	if age > r.HeartbeatGrace {
+		p.agent.Status, p.agent.Reason = metav1.ConditionUnknown, "HeartbeatExpired"
+		p.agent.Message = fmt.Sprintf("last agent heartbeat %s ago (grace %s): check the flotilla-agent pod", age, r.HeartbeatGrace)
+		return
+	}
+	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, "Heartbeat", fmt.Sprintf("agent %s renewed its Lease %s ago", p.agentVer, age)
+}
+
+func (r *Reconciler) nextBackoff(name string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.backoff[name]
+	if d == 0 {
+		d = 5 * time.Second
+	} else {
+		d = min(2*d, r.MaxBackoff)
+	}
+	r.backoff[name] = d
+	return d
+}
+
+func (r *Reconciler) forget(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.backoff, name)
+}
+
+func isTLSError(err error) bool {
+	var verr *tls.CertificateVerificationError
+	return errors.As(err, &verr) || strings.Contains(err.Error(), "x509:")
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}

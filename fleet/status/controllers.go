@@ -1,0 +1,181 @@
+package status
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/metrics"
+)
+
+// FieldManager owns the aggregated status fields.
+const FieldManager = "flotilla-hub-status"
+
+// ClusterIndex must match the delivery controller's index of hub
+// Applications by spec.destination.cluster.
+const ClusterIndex = "spec.destination.cluster"
+
+// SetReconciler aggregates Application status into ApplicationSet status.
+type SetReconciler struct {
+	Client client.Client
+
+	mu        sync.Mutex
+	firstSeen map[string]time.Time // set/revision → when first seen
+}
+
+// SetupWithManager registers the controller.
+func (r *SetReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.firstSeen = map[string]time.Time{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("applicationset-status").
+		For(&flotillav1.ApplicationSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&flotillav1.Application{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if set := o.GetLabels()[flotillav1.LabelApplicationSet]; set != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: set}}}
+			}
+			return nil
+		})).
+		Complete(r)
+}
+
+// Reconcile writes one set's summary, revisions, notHealthy and Healthy.
+func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
+	defer func() {
+		metrics.ReconcileDuration.WithLabelValues("applicationset-status").Observe(time.Since(start).Seconds())
+	}()
+	set := &flotillav1.ApplicationSet{}
+	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var list flotillav1.ApplicationList
+	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingLabels{flotillav1.LabelApplicationSet: set.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	agg := Aggregate(list.Items)
+	r.observeLeadTime(set, agg)
+	st := map[string]any{
+		"conditions": Conditions(set.Status.Conditions, set.Generation, agg.Healthy),
+	}
+	for k, v := range map[string]any{"summary": agg.Summary, "revisions": agg.Revisions, "notHealthy": agg.NotHealthy} {
+		u, err := toUnstructured(v)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		st[k] = u
+	}
+	return ctrl.Result{}, ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
+}
+
+// observeLeadTime records, once per revision, the time from the revision's
+// first appearance in the set to all Applications Healthy at it.
+func (r *SetReconciler) observeLeadTime(set *flotillav1.ApplicationSet, agg SetStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rc := range agg.Revisions {
+		key := set.Namespace + "/" + set.Name + "@" + rc.Revision
+		seen, ok := r.firstSeen[key]
+		if !ok {
+			r.firstSeen[key] = time.Now()
+			continue
+		}
+		if seen.IsZero() {
+			continue // already observed
+		}
+		if rc.Applications == agg.Summary.Applications && rc.Healthy == rc.Applications {
+			metrics.LeadTime.WithLabelValues(set.Namespace, set.Name).Observe(time.Since(seen).Seconds())
+			r.firstSeen[key] = time.Time{}
+		}
+	}
+}
+
+// ClusterReconciler aggregates Application status into MemberCluster status.
+type ClusterReconciler struct {
+	Client client.Client
+}
+
+// SetupWithManager registers the controller.
+func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("membercluster-status").
+		For(&flotillav1.MemberCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&flotillav1.Application{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.(*flotillav1.Application).Spec.Destination.Cluster}}}
+		})).
+		Complete(r)
+}
+
+// Reconcile writes one MemberCluster's status.applications.
+func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	mc := &flotillav1.MemberCluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ApplicationsByHealth.DeletePartialMatch(map[string]string{"cluster": req.Name})
+			metrics.DriftCorrections.DeleteLabelValues(req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var list flotillav1.ApplicationList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{ClusterIndex: mc.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	counts := Count(list.Items)
+	var drift int64
+	for i := range list.Items {
+		drift += list.Items[i].Status.DriftCorrections
+	}
+	for health, n := range map[string]int32{"Healthy": counts.Healthy, "Progressing": counts.Progressing, "Degraded": counts.Degraded,
+		"Suspended": counts.Suspended, "Missing": counts.Missing, "Unknown": counts.Unknown} {
+		metrics.ApplicationsByHealth.WithLabelValues(mc.Name, health).Set(float64(n))
+	}
+	metrics.DriftCorrections.WithLabelValues(mc.Name).Set(float64(drift))
+	if counts == mc.Status.Applications {
+		return ctrl.Result{}, nil
+	}
+	u, err := toUnstructured(counts)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, map[string]any{"applications": u})
+}
+
+func toUnstructured(v any) (any, error) {
+	switch t := v.(type) {
+	case []flotillav1.RevisionCount:
+		out := make([]any, 0, len(t))
+		for i := range t {
+			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&t[i])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	case []flotillav1.NotHealthyApplication:
+		out := make([]any, 0, len(t))
+		for i := range t {
+			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&t[i])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	case flotillav1.ApplicationSetSummary:
+		return runtime.DefaultUnstructuredConverter.ToUnstructured(&t)
+	case flotillav1.ApplicationCounts:
+		return runtime.DefaultUnstructuredConverter.ToUnstructured(&t)
+	}
+	return nil, nil
+}
