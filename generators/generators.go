@@ -26,6 +26,10 @@ type Params = map[string]any
 // DefaultMaxParams caps the parameter sets (hence Applications) of one set.
 const DefaultMaxParams = 10000
 
+// ErrTemplate marks errors of the set's template (not of its generators):
+// a user's mistake that retrying cannot fix.
+var ErrTemplate = errors.New("template")
+
 // ErrTooMany means a set would produce more parameter sets than allowed.
 var ErrTooMany = errors.New("too many parameter sets")
 
@@ -291,7 +295,7 @@ func (e *Engine) Applications(ctx context.Context, set *flotillav1.ApplicationSe
 	}
 	apps, err := templates.Expand(set, params)
 	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
 	return apps, nil
 }

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -123,14 +125,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		// Nothing is written: the last good Applications stay as they are.
 		logger.Info("Generation failed; leaving Applications untouched", "error", err.Error())
-		r.event(set, corev1.EventTypeWarning, "GenerationFailed", err.Error())
+		if old := apimeta.FindStatusCondition(set.Status.Conditions, flotillav1.ConditionParametersGenerated); old == nil || old.Status != metav1.ConditionFalse || !strings.HasPrefix(old.Message, err.Error()) {
+			r.event(set, corev1.EventTypeWarning, "GenerationFailed", err.Error())
+		}
 		if serr := r.applyConditions(ctx, set, false, metav1.Condition{
 			Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionFalse, Reason: "GenerationFailed",
 			Message: err.Error() + "; existing Applications are left unchanged",
 		}); serr != nil {
 			return ctrl.Result{}, serr
 		}
-		return ctrl.Result{}, err // retried with backoff; a spec change re-queues at once
+		if errors.Is(err, generators.ErrTemplate) {
+			// The user's template is wrong: retrying cannot help; a change to
+			// the set re-queues it.
+			return ctrl.Result{}, reconcile.TerminalError(err)
+		}
+		return ctrl.Result{}, err // maybe transient (Git, inventory): retried with backoff
 	}
 	metrics.GeneratedApplications.WithLabelValues(set.Namespace, set.Name).Set(float64(len(desired)))
 	r.remember(req.NamespacedName, desired)

@@ -206,3 +206,18 @@ func moduleRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// UserKubeconfig provisions a client-certificate user on the apiserver (no
+// permissions beyond what RBAC later grants it) and returns a kubeconfig for it.
+func (e *Env) UserKubeconfig(t testing.TB, name string, groups ...string) []byte {
+	t.Helper()
+	user, err := e.Environment.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		t.Fatalf("testenv: add user %s: %v", name, err)
+	}
+	raw, err := user.KubeConfig()
+	if err != nil {
+		t.Fatalf("testenv: kubeconfig for %s: %v", name, err)
+	}
+	return raw
+}
