@@ -256,8 +256,9 @@ func condition(conds []metav1.Condition, t string) metav1.Condition {
 	return metav1.Condition{}
 }
 
-func key(name string) types.NamespacedName { return types.NamespacedName{Namespace: "default", Name: name} }
-
+func key(name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: "default", Name: name}
+}
 
 func sortStrings(s []string) {
 	for i := 1; i < len(s); i++ {
