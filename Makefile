@@ -17,6 +17,7 @@ GO_TEST_TIMEOUT ?= 30m
 
 HUB_CRDS := charts/flotilla/crds
 AGENT_CRDS := charts/flotilla-agent/crds
+CAPI_CRDS := fleet/capi/testdata/crds
 
 .PHONY: build
 build: ## Build flotilla, flotilla-hub and flotilla-agent into bin/
@@ -29,12 +30,16 @@ generate: ## Regenerate deepcopy and CRDs (charts/*/crds)
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=$(HUB_CRDS)
 	rm -f $(AGENT_CRDS)/*.yaml
 	cp $(HUB_CRDS)/flotilla.dev_applications.yaml $(AGENT_CRDS)/
+	# Cluster API's Cluster CRD, from the pinned sigs.k8s.io/cluster-api/api types, for envtest.
+	rm -rf $(CAPI_CRDS) && mkdir -p $(CAPI_CRDS) .cache/capi-crds
+	$(CONTROLLER_GEN) crd paths=sigs.k8s.io/cluster-api/api/core/v1beta2 output:crd:dir=.cache/capi-crds
+	cp .cache/capi-crds/cluster.x-k8s.io_clusters.yaml $(CAPI_CRDS)/ && rm -rf .cache/capi-crds
 
 .PHONY: verify
 verify: generate ## Fail when generated files are stale or gofmt/go vet complain
-	@if [[ -n "$$(git status --porcelain -- api charts)" ]]; then \
+	@if [[ -n "$$(git status --porcelain -- api charts fleet/capi/testdata)" ]]; then \
 	  echo "verify: generated files are stale; run 'make generate' and commit:"; \
-	  git status --porcelain -- api charts; git --no-pager diff --stat -- api charts; exit 1; fi
+	  git status --porcelain -- api charts fleet/capi/testdata; git --no-pager diff --stat -- api charts fleet/capi/testdata; exit 1; fi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$unformatted" ]]; then \
 	  echo "verify: gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...

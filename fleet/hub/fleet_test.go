@@ -46,12 +46,23 @@ type fleetEnv struct {
 
 func startFleet(t *testing.T, spokeNames ...string) *fleetEnv {
 	t.Helper()
+	return startFleetWith(t, nil, spokeNames...)
+}
+
+// startFleetWith starts the hub apiserver with extra options (for example
+// Cluster API's CRD); spokes are not registered when hubOpts is set.
+func startFleetWith(t *testing.T, hubOpts []testenv.Option, spokeNames ...string) *fleetEnv {
+	t.Helper()
 	f := &fleetEnv{spokes: map[string]*testenv.Env{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, name := range append([]string{"hub"}, spokeNames...) {
 		wg.Go(func() {
-			env := testenv.Start(t)
+			var opts []testenv.Option
+			if name == "hub" {
+				opts = hubOpts
+			}
+			env := testenv.Start(t, opts...)
 			mu.Lock()
 			defer mu.Unlock()
 			if name == "hub" {
@@ -63,8 +74,10 @@ func startFleet(t *testing.T, spokeNames ...string) *fleetEnv {
 	}
 	wg.Wait()
 	require.NoError(t, f.hub.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	for name, spoke := range f.spokes {
-		f.register(t, name, spoke, map[string]string{"env": "prod", "name": name})
+	if hubOpts == nil {
+		for name, spoke := range f.spokes {
+			f.register(t, name, spoke, map[string]string{"env": "prod", "name": name})
+		}
 	}
 	return f
 }

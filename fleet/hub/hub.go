@@ -10,12 +10,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/appset"
+	"github.com/flotilla-dev/flotilla/fleet/capi"
 	"github.com/flotilla-dev/flotilla/fleet/delivery"
 	"github.com/flotilla-dev/flotilla/fleet/inventory"
 	"github.com/flotilla-dev/flotilla/fleet/remote"
@@ -62,6 +64,9 @@ func Scheme() (*runtime.Scheme, error) {
 	if err := flotillav1.AddToScheme(s); err != nil {
 		return nil, err
 	}
+	if err := clusterv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -97,6 +102,12 @@ func Setup(mgr ctrl.Manager, o Options) (*remote.Pool, error) {
 			Workers: o.DeliveryWorkers, PerCluster: o.PerClusterWrites},
 		&status.SetReconciler{Client: mgr.GetClient()},
 		&status.ClusterReconciler{Client: mgr.GetClient()},
+	}
+	if capi.Available(mgr.GetRESTMapper()) {
+		setups = append(setups, &capi.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: o.Namespace,
+			Recorder: mgr.GetEventRecorder("flotilla-hub")})
+	} else {
+		mgr.GetLogger().Info("Cluster API import is off: clusters.cluster.x-k8s.io is not served by this hub")
 	}
 	for _, s := range setups {
 		if err := s.SetupWithManager(mgr); err != nil {

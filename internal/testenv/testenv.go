@@ -46,8 +46,8 @@ type Env struct {
 }
 
 type options struct {
-	crds          []*apiextensionsv1.CustomResourceDefinition
-	apiserverArgs map[string]string
+	crds     []*apiextensionsv1.CustomResourceDefinition
+	crdPaths []string
 }
 
 // Option changes how Start builds the environment.
@@ -56,6 +56,11 @@ type Option func(*options)
 // WithCRDs installs extra CRDs (for example Cluster API's) next to Flotilla's.
 func WithCRDs(crds ...*apiextensionsv1.CustomResourceDefinition) Option {
 	return func(o *options) { o.crds = append(o.crds, crds...) }
+}
+
+// WithCRDPaths installs extra CRDs from YAML files or directories.
+func WithCRDPaths(paths ...string) Option {
+	return func(o *options) { o.crdPaths = append(o.crdPaths, paths...) }
 }
 
 // Scheme returns a scheme with client-go's kinds, apiextensions and Flotilla's API.
@@ -92,6 +97,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	te := &envtest.Environment{
 		BinaryAssetsDirectory:    assets,
 		CRDs:                     append(crds, o.crds...),
+		CRDDirectoryPaths:        o.crdPaths,
 		ErrorIfCRDPathMissing:    true,
 		Scheme:                   scheme,
 		ControlPlaneStartTimeout: 90 * time.Second,
