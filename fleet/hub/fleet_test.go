@@ -17,6 +17,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,14 +45,14 @@ type fleetEnv struct {
 	spokes map[string]*testenv.Env
 }
 
-func startFleet(t *testing.T, spokeNames ...string) *fleetEnv {
+func startFleet(t testing.TB, spokeNames ...string) *fleetEnv {
 	t.Helper()
 	return startFleetWith(t, nil, spokeNames...)
 }
 
 // startFleetWith starts the hub apiserver with extra options (for example
 // Cluster API's CRD); spokes are not registered when hubOpts is set.
-func startFleetWith(t *testing.T, hubOpts []testenv.Option, spokeNames ...string) *fleetEnv {
+func startFleetWith(t testing.TB, hubOpts []testenv.Option, spokeNames ...string) *fleetEnv {
 	t.Helper()
 	f := &fleetEnv{spokes: map[string]*testenv.Env{}}
 	var mu sync.Mutex
@@ -85,17 +86,29 @@ func startFleetWith(t *testing.T, hubOpts []testenv.Option, spokeNames ...string
 // register does what `flotilla cluster register` will: a namespace, a Role
 // for the hub's identity on the spoke, the kubeconfig Secret and the
 // MemberCluster on the hub.
-func (f *fleetEnv) register(t *testing.T, name string, spoke *testenv.Env, labels map[string]string) {
+func (f *fleetEnv) register(t testing.TB, name string, spoke *testenv.Env, labels map[string]string) {
 	t.Helper()
-	ctx := t.Context()
-	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})))
-	role, binding := remote.HubRBAC(ns, rbacv1.Subject{Kind: "User", Name: "flotilla-hub", APIGroup: "rbac.authorization.k8s.io"})
-	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, role)))
-	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, binding)))
-	f.addCluster(t, name, spoke.UserKubeconfig(t, "flotilla-hub"), labels)
+	f.registerIn(t, name, spoke, ns, spoke.UserKubeconfig(t, "flotilla-hub"), labels)
 }
 
-func (f *fleetEnv) addCluster(t *testing.T, name string, kubeconfig []byte, labels map[string]string) {
+// registerIn registers a MemberCluster whose agent namespace is agentNS on
+// the spoke, so that several MemberClusters can share one apiserver.
+func (f *fleetEnv) registerIn(t testing.TB, name string, spoke *testenv.Env, agentNS string, kubeconfig []byte, labels map[string]string) {
+	t.Helper()
+	ctx := t.Context()
+	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: agentNS}})))
+	role, binding := remote.HubRBAC(agentNS, rbacv1.Subject{Kind: "User", Name: "flotilla-hub", APIGroup: "rbac.authorization.k8s.io"})
+	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, role)))
+	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, binding)))
+	f.addClusterIn(t, name, agentNS, kubeconfig, labels)
+}
+
+func (f *fleetEnv) addCluster(t testing.TB, name string, kubeconfig []byte, labels map[string]string) {
+	t.Helper()
+	f.addClusterIn(t, name, ns, kubeconfig, labels)
+}
+
+func (f *fleetEnv) addClusterIn(t testing.TB, name, agentNS string, kubeconfig []byte, labels map[string]string) {
 	t.Helper()
 	ctx := t.Context()
 	require.NoError(t, f.hub.Client.Create(ctx, &corev1.Secret{
@@ -104,17 +117,19 @@ func (f *fleetEnv) addCluster(t *testing.T, name string, kubeconfig []byte, labe
 	}))
 	require.NoError(t, f.hub.Client.Create(ctx, &flotillav1.MemberCluster{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec:       flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: name + "-kubeconfig"}},
+		Spec:       flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: name + "-kubeconfig"}, AgentNamespace: agentNS},
 	}))
 }
 
 // startHub runs the hub controllers in-process until the returned stop is called.
-func (f *fleetEnv) startHub(t *testing.T, opts hub.Options) (stop func()) {
+func (f *fleetEnv) startHub(t testing.TB, opts hub.Options) (stop func()) {
 	t.Helper()
 	logOnce.Do(func() { ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard))) })
 	scheme, err := hub.Scheme()
 	require.NoError(t, err)
-	mgr, err := ctrl.NewManager(f.hub.Config, ctrl.Options{
+	cfg := rest.CopyConfig(f.hub.Config)
+	cfg.QPS = -1 // as ctrl.GetConfig does in flotilla-hub: leave the rate to the apiserver's priority and fairness
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  hub.CacheOptions(ns),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -153,7 +168,7 @@ func (f *fleetEnv) startHub(t *testing.T, opts hub.Options) (stop func()) {
 	return stop
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	if testing.Verbose() {
@@ -163,7 +178,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // blackhole accepts connections and never answers: a spoke that hangs.
-func blackhole(t *testing.T) string {
+func blackhole(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -201,7 +216,7 @@ current-context: c
 `, server))
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -240,7 +255,7 @@ func appSet(name string, elements ...string) *flotillav1.ApplicationSet {
 	return set
 }
 
-func hubApps(t *testing.T, c client.Client, set string) map[string]flotillav1.Application {
+func hubApps(t testing.TB, c client.Client, set string) map[string]flotillav1.Application {
 	t.Helper()
 	var list flotillav1.ApplicationList
 	require.NoError(t, c.List(t.Context(), &list, client.InNamespace("default"), client.MatchingLabels{flotillav1.LabelApplicationSet: set}))
@@ -251,7 +266,7 @@ func hubApps(t *testing.T, c client.Client, set string) map[string]flotillav1.Ap
 	return out
 }
 
-func spokeApps(t *testing.T, c client.Client) map[string]flotillav1.Application {
+func spokeApps(t testing.TB, c client.Client) map[string]flotillav1.Application {
 	t.Helper()
 	var list flotillav1.ApplicationList
 	require.NoError(t, c.List(t.Context(), &list, client.InNamespace(ns)))
@@ -281,7 +296,7 @@ func sortStrings(s []string) {
 	}
 }
 
-func updateSet(t *testing.T, c client.Client, name string, mutate func(*flotillav1.ApplicationSet)) {
+func updateSet(t testing.TB, c client.Client, name string, mutate func(*flotillav1.ApplicationSet)) {
 	t.Helper()
 	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		set := &flotillav1.ApplicationSet{}
