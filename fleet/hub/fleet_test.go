@@ -43,6 +43,7 @@ var logOnce sync.Once
 type fleetEnv struct {
 	hub    *testenv.Env
 	spokes map[string]*testenv.Env
+	pool   *remote.Pool // of the last hub started
 }
 
 func startFleet(t testing.TB, spokeNames ...string) *fleetEnv {
@@ -147,7 +148,7 @@ func (f *fleetEnv) startHub(t testing.TB, opts hub.Options) (stop func()) {
 	if opts.ClientLimits.Timeout == 0 {
 		opts.ClientLimits = remote.ClientLimits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}
 	}
-	_, err = hub.Setup(mgr, opts)
+	f.pool, err = hub.Setup(mgr, opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,11 +1,13 @@
 package hub_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -42,6 +44,14 @@ func TestLabellingAClusterDeploysThere(t *testing.T) {
 		return len(spokeApps(t, f.spokes["west"].Client)) == 0, ""
 	})
 	require.Len(t, spokeApps(t, f.spokes["east"].Client), 2, "east is untouched")
+
+	// A removed cluster leaves the pool: its cache and watches stop.
+	require.Contains(t, f.pool.Names(), "west")
+	require.NoError(t, hc.Delete(ctx, &flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: "west"}}))
+	eventually(t, 20*time.Second, "west out of the pool", func() (bool, string) {
+		return !slices.Contains(f.pool.Names(), "west"), strings.Join(f.pool.Names(), ",")
+	})
+	require.Contains(t, f.pool.Names(), "east")
 }
 
 func setLabel(t *testing.T, c client.Client, cluster, key, value string) {
