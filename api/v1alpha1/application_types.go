@@ -223,6 +223,10 @@ type SyncStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	Revision string `json:"revision,omitempty"`
+	// CommitTime is the author time of Revision: the start of the
+	// commit-to-Healthy lead time.
+	// +optional
+	CommitTime *metav1.Time `json:"commitTime,omitempty"`
 }
 
 // HealthStatus is the health of an Application.

@@ -129,4 +129,3 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
 }
-

@@ -32,7 +32,7 @@ func TestHubDeliversToSpokes(t *testing.T) {
 	ctx := t.Context()
 	hc := f.hub.Client
 	f.addCluster(t, "hung", kubeconfigFor(blackhole(t)), map[string]string{"env": "prod"})
-	stop := f.startHub(t, hub.Options{})
+	stop := f.startHub(t, hub.Options{GitTimeout: 2 * time.Second})
 
 	set := appSet("guestbook", "web", "api")
 	require.NoError(t, hc.Create(ctx, set))
@@ -135,21 +135,40 @@ func TestHubDeliversToSpokes(t *testing.T) {
 
 	t.Run("a generator error changes nothing", func(t *testing.T) {
 		before := hubApps(t, hc, "guestbook")
-		updateSet(t, hc, "guestbook", func(s *flotillav1.ApplicationSet) { s.Spec.Template.Metadata.Name = "{{ .name }}-{{ .missing }}" })
-		eventually(t, 20*time.Second, "ParametersGenerated=False", func() (bool, string) {
-			s := &flotillav1.ApplicationSet{}
-			require.NoError(t, hc.Get(ctx, key("guestbook"), s))
-			c := condition(s.Status.Conditions, flotillav1.ConditionParametersGenerated)
-			return c.Status == metav1.ConditionFalse && strings.Contains(c.Message, `parameter "missing" is not set`), c.Message
-		})
-		time.Sleep(2 * time.Second) // give a wrong controller time to do damage
-		after := hubApps(t, hc, "guestbook")
-		require.Equal(t, keys(before), keys(after))
-		for name, a := range after {
-			assert.Equal(t, before[name].UID, a.UID, name)
-			assert.Equal(t, before[name].Generation, a.Generation, name)
+		gitDown := appSet("guestbook", "web", "api").Spec.Generators
+		gitDown[0].Matrix.Generators[1] = flotillav1.NestedGenerator{Git: &flotillav1.GitGenerator{
+			RepoURL: "http://" + blackhole(t) + "/deploy.git", Directories: []flotillav1.GitDirectory{{Path: "apps/*"}}}}
+		cases := []struct {
+			name, want string
+			mutate     func(s *flotillav1.ApplicationSet)
+		}{
+			{name: "template with a missing key", want: `parameter "missing" is not set`,
+				mutate: func(s *flotillav1.ApplicationSet) { s.Spec.Template.Metadata.Name = "{{ .name }}-{{ .missing }}" }},
+			{name: "git server unreachable", want: "timed out after 2s",
+				mutate: func(s *flotillav1.ApplicationSet) { s.Spec.Generators = gitDown }},
 		}
-		updateSet(t, hc, "guestbook", func(s *flotillav1.ApplicationSet) { s.Spec.Template.Metadata.Name = "{{ .name }}-{{ .app }}" })
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				original := &flotillav1.ApplicationSet{}
+				require.NoError(t, hc.Get(ctx, key("guestbook"), original))
+				updateSet(t, hc, "guestbook", tc.mutate)
+				eventually(t, 20*time.Second, "ParametersGenerated=False", func() (bool, string) {
+					s := &flotillav1.ApplicationSet{}
+					require.NoError(t, hc.Get(ctx, key("guestbook"), s))
+					c := condition(s.Status.Conditions, flotillav1.ConditionParametersGenerated)
+					return c.Status == metav1.ConditionFalse && strings.Contains(c.Message, tc.want) && strings.Contains(c.Message, "left unchanged"), c.Message
+				})
+				time.Sleep(2 * time.Second) // give a wrong controller time to do damage
+				after := hubApps(t, hc, "guestbook")
+				require.Equal(t, keys(before), keys(after))
+				for name, a := range after {
+					assert.Equal(t, before[name].UID, a.UID, name)
+					assert.Equal(t, before[name].Generation, a.Generation, name)
+					assert.True(t, a.DeletionTimestamp.IsZero(), name)
+				}
+				updateSet(t, hc, "guestbook", func(s *flotillav1.ApplicationSet) { s.Spec = original.Spec })
+			})
+		}
 	})
 
 	t.Run("a removed element is deleted from its spoke", func(t *testing.T) {
@@ -184,7 +203,7 @@ func TestHubDeliversToSpokes(t *testing.T) {
 			spokeBefore[name] = spokeApps(t, spoke.Client)
 		}
 		stop()
-		f.startHub(outer, hub.Options{})
+		f.startHub(outer, hub.Options{GitTimeout: 2 * time.Second})
 		time.Sleep(5 * time.Second)
 		hubAfter := hubApps(t, hc, "guestbook")
 		require.Equal(t, keys(hubBefore), keys(hubAfter))

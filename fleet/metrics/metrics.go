@@ -31,7 +31,7 @@ var (
 	}, []string{"cluster"})
 	// LeadTime from a commit to Healthy on every cluster of a set.
 	LeadTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "flotilla_commit_to_healthy_seconds", Help: "Time from a revision first seen on an ApplicationSet to all its Applications Healthy at that revision.",
+		Name: "flotilla_commit_to_healthy_seconds", Help: "Lead time from a commit's author time (or the hub first seeing the revision) to every Application of the set Healthy at it.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 14),
 	}, []string{"namespace", "applicationset"})
 )

@@ -64,7 +64,7 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, err
 	}
 	agg := Aggregate(list.Items)
-	r.observeLeadTime(set, agg)
+	r.observeLeadTime(set, list.Items, agg)
 	st := map[string]any{
 		"conditions": Conditions(set.Status.Conditions, set.Generation, agg.Healthy),
 	}
@@ -79,24 +79,32 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 }
 
 // observeLeadTime records, once per revision, the time from the revision's
-// first appearance in the set to all Applications Healthy at it.
-func (r *SetReconciler) observeLeadTime(set *flotillav1.ApplicationSet, agg SetStatus) {
+// commit (its author time, as agents report it; else when the hub first saw
+// it) to every Application of the set Healthy at it.
+func (r *SetReconciler) observeLeadTime(set *flotillav1.ApplicationSet, apps []flotillav1.Application, agg SetStatus) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rc := range agg.Revisions {
 		key := set.Namespace + "/" + set.Name + "@" + rc.Revision
 		seen, ok := r.firstSeen[key]
 		if !ok {
-			r.firstSeen[key] = time.Now()
-			continue
+			seen = time.Now()
+			r.firstSeen[key] = seen
 		}
 		if seen.IsZero() {
 			continue // already observed
 		}
-		if rc.Applications == agg.Summary.Applications && rc.Healthy == rc.Applications {
-			metrics.LeadTime.WithLabelValues(set.Namespace, set.Name).Observe(time.Since(seen).Seconds())
-			r.firstSeen[key] = time.Time{}
+		if rc.Applications != agg.Summary.Applications || rc.Healthy != rc.Applications {
+			continue
 		}
+		start := seen
+		for i := range apps {
+			if ct := apps[i].Status.Sync.CommitTime; apps[i].Status.Sync.Revision == rc.Revision && ct != nil && ct.Time.Before(start) {
+				start = ct.Time
+			}
+		}
+		metrics.LeadTime.WithLabelValues(set.Namespace, set.Name).Observe(time.Since(start).Seconds())
+		r.firstSeen[key] = time.Time{}
 	}
 }
 
