@@ -1,0 +1,372 @@
+// Package agent is the spoke side of Flotilla: it makes a cluster match
+// the Applications delivered into its namespace — fetch Git, render
+// Kustomize securely, server-side apply, prune what it applied, self-heal
+// drift, assess health and report it.
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	ktypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/resid"
+	"sigs.k8s.io/yaml"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/git"
+)
+
+// Render limits.
+const (
+	DefaultMaxTotalSize = 64 << 20
+	DefaultMaxObjects   = 5000
+)
+
+// ErrRender wraps every render failure: the user's repository or
+// Application needs fixing.
+var ErrRender = errors.New("render")
+
+// RenderOptions bound and secure rendering.
+type RenderOptions struct {
+	// MaxTotalSize caps the bytes loaded from the repository (default 64 MiB).
+	MaxTotalSize int64
+	// MaxObjects caps the objects one Application may render (default 5,000).
+	MaxObjects int
+	// AllowRemoteBases lets kustomizations reference remote bases (off by default).
+	AllowRemoteBases bool
+}
+
+// Tree is the repository at one commit (a *git.Snapshot).
+type Tree interface {
+	Files() []string
+	IsSymlink(p string) bool
+	Resolve(p string) (string, git.Kind, error)
+	ReadFile(p string) ([]byte, error)
+}
+
+var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// Render turns an Application's source, read from tree, into objects. A
+// directory with a kustomization is built with kustomize; any other
+// directory is read as plain YAML/JSON manifests. Either way the
+// Application's kustomize options are layered on top. Everything is loaded
+// into a private in-memory filesystem holding only the repository, so
+// nothing outside it can be read, and nothing is written to disk.
+func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]*unstructured.Unstructured, error) {
+	if opts.MaxTotalSize == 0 {
+		opts.MaxTotalSize = DefaultMaxTotalSize
+	}
+	if opts.MaxObjects == 0 {
+		opts.MaxObjects = DefaultMaxObjects
+	}
+	appPath, err := git.CleanPath(src.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: source.path: %w", ErrRender, err)
+	}
+	real, kind, err := tree.Resolve(appPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: source.path %q: %w", ErrRender, src.Path, err)
+	}
+	if kind != git.KindDir {
+		return nil, fmt.Errorf("%w: source.path %q does not exist in the repository (or is not a directory)", ErrRender, src.Path)
+	}
+	appPath = real
+
+	fs := filesys.MakeFsInMemory()
+	root := "/render-" + randomHex()
+	repoRoot := root + "/repo"
+	if err := loadRepo(fs, repoRoot, tree, appPath, opts.MaxTotalSize); err != nil {
+		return nil, err
+	}
+	appDir := path.Join(repoRoot, appPath)
+	isKustomize := false
+	for _, n := range kustomizationNames {
+		if fs.Exists(path.Join(appDir, n)) {
+			isKustomize = true
+		}
+	}
+
+	overlay := ktypes.Kustomization{TypeMeta: ktypes.TypeMeta{APIVersion: ktypes.KustomizationVersion, Kind: ktypes.KustomizationKind}}
+	if isKustomize {
+		if err := checkKustomizations(fs, repoRoot, appDir, opts.AllowRemoteBases, map[string]bool{}); err != nil {
+			return nil, err
+		}
+		overlay.Resources = []string{"../repo/" + appPath}
+	} else {
+		files, err := manifestFiles(tree, appPath, src.Directory)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			return nil, nil
+		}
+		for _, f := range files {
+			overlay.Resources = append(overlay.Resources, "../repo/"+f)
+		}
+	}
+	if err := applyOptions(&overlay, src.Kustomize); err != nil {
+		return nil, err
+	}
+	raw, err := yaml.Marshal(overlay)
+	if err != nil {
+		return nil, err
+	}
+	overlayDir := root + "/overlay"
+	if err := fs.MkdirAll(overlayDir); err != nil {
+		return nil, err
+	}
+	if err := fs.WriteFile(overlayDir+"/kustomization.yaml", raw); err != nil {
+		return nil, err
+	}
+
+	k := krusty.MakeKustomizer(&krusty.Options{
+		Reorder:          krusty.ReorderOptionNone,
+		LoadRestrictions: ktypes.LoadRestrictionsNone, // the filesystem holds nothing but the repository
+		PluginConfig:     ktypes.DisabledPluginConfig(),
+	})
+	resMap, err := k.Run(fs, overlayDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: kustomize build %s: %s", ErrRender, src.Path, strings.ReplaceAll(err.Error(), root+"/repo/", ""))
+	}
+	if resMap.Size() > opts.MaxObjects {
+		return nil, fmt.Errorf("%w: %s renders %d objects, the limit is %d", ErrRender, src.Path, resMap.Size(), opts.MaxObjects)
+	}
+	objs := make([]*unstructured.Unstructured, 0, resMap.Size())
+	for _, r := range resMap.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrRender, r.CurId(), err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if u.GetKind() == "" || u.GetAPIVersion() == "" || u.GetName() == "" {
+			return nil, fmt.Errorf("%w: a manifest lacks apiVersion, kind or metadata.name (%s)", ErrRender, r.CurId())
+		}
+		objs = append(objs, u)
+	}
+	return objs, nil
+}
+
+// loadRepo copies the repository's files into fs. Files under the app path
+// must be readable (a symlink leaving the repository or an oversized file
+// there is an error); elsewhere such files are left out.
+func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string, maxTotal int64) error {
+	var total int64
+	under := func(p string) bool { return appPath == "" || p == appPath || strings.HasPrefix(p, appPath+"/") }
+	for _, f := range tree.Files() {
+		raw, err := tree.ReadFile(f)
+		if err != nil {
+			if under(f) {
+				return fmt.Errorf("%w: %w", ErrRender, err)
+			}
+			continue
+		}
+		total += int64(len(raw))
+		if total > maxTotal {
+			return fmt.Errorf("%w: the repository holds more than %d bytes of files: split it or raise --max-render-bytes", ErrRender, maxTotal)
+		}
+		full := path.Join(repoRoot, f)
+		if err := fs.MkdirAll(path.Dir(full)); err != nil {
+			return err
+		}
+		if err := fs.WriteFile(full, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkKustomizations walks the kustomizations reachable from dir and
+// refuses references that leave the repository, and remote bases unless
+// allowed, before kustomize runs.
+func checkKustomizations(fs filesys.FileSystem, repoRoot, dir string, allowRemote bool, seen map[string]bool) error {
+	if seen[dir] {
+		return nil
+	}
+	seen[dir] = true
+	var raw []byte
+	var file string
+	for _, n := range kustomizationNames {
+		if b, err := fs.ReadFile(path.Join(dir, n)); err == nil {
+			raw, file = b, path.Join(dir, n)
+			break
+		}
+	}
+	if raw == nil {
+		return nil
+	}
+	rel := strings.TrimPrefix(file, repoRoot+"/")
+	var k ktypes.Kustomization
+	if err := yaml.Unmarshal(raw, &k); err != nil {
+		return fmt.Errorf("%w: %s is not a valid kustomization: %w", ErrRender, rel, err)
+	}
+	refs := append(append(append(append([]string{}, k.Resources...), k.Bases...), k.Components...), k.Crds...) //nolint:staticcheck // Bases is deprecated but still read by kustomize
+	for _, p := range k.Patches {
+		if p.Path != "" {
+			refs = append(refs, p.Path)
+		}
+	}
+	for _, p := range k.PatchesStrategicMerge { //nolint:staticcheck
+		if !strings.Contains(string(p), "\n") {
+			refs = append(refs, string(p))
+		}
+	}
+	for _, g := range append(append([]ktypes.ConfigMapArgs{}, k.ConfigMapGenerator...), secretArgs(k.SecretGenerator)...) {
+		for _, f := range append(append([]string{}, g.FileSources...), g.EnvSources...) {
+			if i := strings.Index(f, "="); i >= 0 {
+				f = f[i+1:]
+			}
+			refs = append(refs, f)
+		}
+	}
+	for _, ref := range refs {
+		if isRemote(ref) {
+			if !allowRemote {
+				return fmt.Errorf("%w: %s references the remote base %q: remote bases are disabled; vendor it into the repository or run the agent with --allow-remote-bases", ErrRender, rel, ref)
+			}
+			continue
+		}
+		target := path.Join(dir, ref)
+		if strings.HasPrefix(ref, "/") || (target != repoRoot && !strings.HasPrefix(target, repoRoot+"/")) {
+			return fmt.Errorf("%w: %s references %q, which leaves the repository", ErrRender, rel, ref)
+		}
+		if fs.IsDir(target) {
+			if err := checkKustomizations(fs, repoRoot, target, allowRemote, seen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func secretArgs(s []ktypes.SecretArgs) []ktypes.ConfigMapArgs {
+	out := make([]ktypes.ConfigMapArgs, 0, len(s))
+	for _, a := range s {
+		out = append(out, ktypes.ConfigMapArgs{GeneratorArgs: a.GeneratorArgs})
+	}
+	return out
+}
+
+func isRemote(ref string) bool {
+	for _, p := range []string{"http://", "https://", "git::", "git@", "ssh://", "github.com/", "gitlab.com/", "bitbucket.org/"} {
+		if strings.HasPrefix(ref, p) {
+			return true
+		}
+	}
+	return strings.Contains(ref, "?ref=") || strings.Contains(ref, "//") && !strings.HasPrefix(ref, ".")
+}
+
+// manifestFiles lists the plain manifests of a directory.
+func manifestFiles(tree Tree, dir string, opts *flotillav1.DirectorySource) ([]string, error) {
+	recurse, include, exclude := false, "", ""
+	if opts != nil {
+		recurse, include, exclude = opts.Recurse, opts.Include, opts.Exclude
+	}
+	var out []string
+	for _, f := range tree.Files() {
+		rel := f
+		if dir != "" {
+			if !strings.HasPrefix(f, dir+"/") {
+				continue
+			}
+			rel = strings.TrimPrefix(f, dir+"/")
+		}
+		if !recurse && strings.Contains(rel, "/") {
+			continue
+		}
+		base := path.Base(f)
+		if include != "" {
+			if ok, err := path.Match(include, base); err != nil {
+				return nil, fmt.Errorf("%w: directory.include: %w", ErrRender, err)
+			} else if !ok {
+				continue
+			}
+		} else if ext := path.Ext(base); ext != ".yaml" && ext != ".yml" && ext != ".json" {
+			continue
+		}
+		if exclude != "" {
+			if ok, _ := path.Match(exclude, base); ok {
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// applyOptions layers the Application's kustomize options on the overlay.
+func applyOptions(k *ktypes.Kustomization, o *flotillav1.KustomizeSource) error {
+	if o == nil {
+		return nil
+	}
+	k.NamePrefix, k.NameSuffix, k.Namespace = o.NamePrefix, o.NameSuffix, o.Namespace
+	if len(o.CommonLabels) > 0 {
+		k.Labels = []ktypes.Label{{Pairs: o.CommonLabels, IncludeSelectors: true, IncludeTemplates: true}}
+	}
+	k.CommonAnnotations = o.CommonAnnotations
+	for _, img := range o.Images {
+		parsed, err := parseImage(img)
+		if err != nil {
+			return err
+		}
+		k.Images = append(k.Images, parsed)
+	}
+	for _, p := range o.Patches {
+		patch := ktypes.Patch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			patch.Target = &ktypes.Selector{
+				ResId:              resid.ResId{Gvk: resid.Gvk{Group: t.Group, Version: t.Version, Kind: t.Kind}, Name: t.Name, Namespace: t.Namespace},
+				LabelSelector:      t.LabelSelector,
+				AnnotationSelector: t.AnnotationSelector,
+			}
+		}
+		k.Patches = append(k.Patches, patch)
+	}
+	return nil
+}
+
+// parseImage reads "name=newName:tag", "name=newName@digest", "name:tag",
+// "name@digest" or "name=newName".
+func parseImage(s string) (ktypes.Image, error) {
+	name, rest, hasEq := strings.Cut(s, "=")
+	img := ktypes.Image{Name: name}
+	target := rest
+	if !hasEq {
+		target = s
+	}
+	ref, digest, hasDigest := strings.Cut(target, "@")
+	if hasDigest {
+		img.Digest = digest
+	}
+	repo, tag := ref, ""
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		repo, tag = ref[:i], ref[i+1:]
+	}
+	if hasEq {
+		img.NewName = repo
+	} else {
+		img.Name = repo
+	}
+	img.NewTag = tag
+	if img.Name == "" || (!hasEq && tag == "" && !hasDigest) {
+		return img, fmt.Errorf("%w: kustomize.images %q: use name=newName:tag, name:tag or name@digest", ErrRender, s)
+	}
+	return img, nil
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Sprint(os.Getpid())
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,112 @@
+package agent_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/agent"
+	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/gittest"
+)
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx:1.25}]}
+`
+
+func TestRender(t *testing.T) {
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "deploy")
+	repo.MustCommit(t, map[string]string{
+		"apps/web/base/kustomization.yaml":          "resources: [deployment.yaml, service.yaml]\n",
+		"apps/web/base/deployment.yaml":             deployment,
+		"apps/web/base/service.yaml":                "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n",
+		"apps/web/overlays/prod/kustomization.yaml": "resources: [../../base]\nnamespace: web-prod\n",
+		"plain/a.yaml":                              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+		"plain/notes.txt":                           "not a manifest",
+		"plain/sub/c.json":                          `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}`,
+		"broken/bad.yaml":                           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [unclosed\n",
+		"escape/kustomization.yaml":                 "resources: [../../../etc]\n",
+		"remote/kustomization.yaml":                 "resources: ['https://github.com/example/repo//base?ref=main']\n",
+		"huge/big.yaml":                             "data: " + strings.Repeat("x", 50<<20) + "\n",
+		"nameless/a.yaml":                           "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+	}, "apps")
+	_, err := repo.Symlink("passwd/cm.yaml", "/etc/passwd", "symlink to /etc/passwd")
+	require.NoError(t, err)
+
+	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	require.NoError(t, err)
+	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+
+	cases := []struct {
+		name    string
+		src     flotillav1.ApplicationSource
+		want    []string // kind/namespace/name
+		check   func(t *testing.T, objs map[string]map[string]any)
+		wantErr string
+	}{
+		{name: "kustomize overlay with a base", src: flotillav1.ApplicationSource{Path: "apps/web/overlays/prod"},
+			want: []string{"Deployment/web-prod/web", "Service/web-prod/web"}},
+		{name: "kustomize options on top", src: flotillav1.ApplicationSource{Path: "apps/web/base", Kustomize: &flotillav1.KustomizeSource{
+			NamePrefix: "eu-", Namespace: "shop", CommonLabels: map[string]string{"team": "a"}, Images: []string{"nginx:1.27"},
+			Patches: []flotillav1.KustomizePatch{{Patch: `[{"op": "replace", "path": "/spec/replicas", "value": 3}]`, Target: &flotillav1.KustomizeSelector{Kind: "Deployment"}}}}},
+			want: []string{"Deployment/shop/eu-web", "Service/shop/eu-web"},
+			check: func(t *testing.T, objs map[string]map[string]any) {
+				d := objs["Deployment/shop/eu-web"]
+				spec := d["spec"].(map[string]any)
+				assert.EqualValues(t, 3, spec["replicas"])
+				assert.Equal(t, "a", d["metadata"].(map[string]any)["labels"].(map[string]any)["team"])
+				assert.Equal(t, "a", spec["selector"].(map[string]any)["matchLabels"].(map[string]any)["team"])
+				c := spec["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+				assert.Equal(t, "nginx:1.27", c["image"])
+			}},
+		{name: "plain directory", src: flotillav1.ApplicationSource{Path: "plain"},
+			want: []string{"ConfigMap//a", "ConfigMap//b"}},
+		{name: "plain directory, recursive", src: flotillav1.ApplicationSource{Path: "plain", Directory: &flotillav1.DirectorySource{Recurse: true}},
+			want: []string{"ConfigMap//a", "ConfigMap//b", "ConfigMap//c"}},
+		{name: "malformed YAML", src: flotillav1.ApplicationSource{Path: "broken"}, wantErr: "kustomize build broken"},
+		{name: "a path that does not exist", src: flotillav1.ApplicationSource{Path: "apps/nope"}, wantErr: `source.path "apps/nope" does not exist`},
+		{name: "a path with ..", src: flotillav1.ApplicationSource{Path: "apps/../../etc"}, wantErr: "path leaves the repository"},
+		{name: "a kustomization reaching outside the repo", src: flotillav1.ApplicationSource{Path: "escape"}, wantErr: `escape/kustomization.yaml references "../../../etc", which leaves the repository`},
+		{name: "a remote base", src: flotillav1.ApplicationSource{Path: "remote"}, wantErr: "remote bases are disabled"},
+		{name: "a symlink to /etc/passwd", src: flotillav1.ApplicationSource{Path: "passwd"}, wantErr: "symlink passwd/cm.yaml -> /etc/passwd: path leaves the repository"},
+		{name: "a 50 MiB file", src: flotillav1.ApplicationSource{Path: "huge"}, wantErr: "file too large"},
+		{name: "a manifest without a name", src: flotillav1.ApplicationSource{Path: "nameless"}, wantErr: "kustomize build nameless"},
+		{name: "a bad image override", src: flotillav1.ApplicationSource{Path: "plain", Kustomize: &flotillav1.KustomizeSource{Images: []string{"=x"}}}, wantErr: "kustomize.images"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := agent.Render(snap, tc.src, agent.RenderOptions{})
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.ErrorIs(t, err, agent.ErrRender)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			got := map[string]map[string]any{}
+			var ids []string
+			for _, o := range objs {
+				id := o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName()
+				ids = append(ids, id)
+				got[id] = o.Object
+			}
+			assert.ElementsMatch(t, tc.want, ids)
+			if tc.check != nil {
+				tc.check(t, got)
+			}
+		})
+	}
+}
