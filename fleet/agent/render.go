@@ -142,11 +142,14 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 	}
 	objs := make([]*unstructured.Unstructured, 0, resMap.Size())
 	for _, r := range resMap.Resources() {
-		m, err := r.Map()
+		raw, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrRender, r.CurId(), err)
 		}
-		u := &unstructured.Unstructured{Object: m}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil { // numbers become int64, as the apimachinery expects
+			return nil, fmt.Errorf("%w: %s: %w", ErrRender, r.CurId(), err)
+		}
 		if u.GetKind() == "" || u.GetAPIVersion() == "" || u.GetName() == "" {
 			return nil, fmt.Errorf("%w: a manifest lacks apiVersion, kind or metadata.name (%s)", ErrRender, r.CurId())
 		}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -43,6 +44,8 @@ type Snapshot struct {
 	URL string
 	// Revision is the commit SHA.
 	Revision string
+	// CommitTime is the commit's author time.
+	CommitTime time.Time
 
 	repo    *repo
 	maxSize int64
@@ -100,7 +103,7 @@ func (r *repo) snapshot(sha string, maxSize int64) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s at %s: %w", r.url, sha, err)
 	}
-	s := &Snapshot{Revision: sha, repo: r, maxSize: maxSize, entries: map[string]entry{}}
+	s := &Snapshot{Revision: sha, CommitTime: commit.Author.When, repo: r, maxSize: maxSize, entries: map[string]entry{}}
 	walker := object.NewTreeWalker(tree, true, nil)
 	defer walker.Close()
 	for {

@@ -1,0 +1,298 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+)
+
+// AnnotationApplication carries the full spoke Application name on each
+// applied object (the label holds a label-safe form).
+const AnnotationApplication = "flotilla.dev/application"
+
+// LabelValue is a label-safe form of an Application name.
+func LabelValue(app string) string {
+	if len(app) <= 63 {
+		return app
+	}
+	sum := sha256.Sum256([]byte(app))
+	return app[:50] + "-" + hex.EncodeToString(sum[:6])
+}
+
+// Ref identifies an applied object.
+type Ref struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	UID       string `json:"uid,omitempty"`
+}
+
+// Key identifies the object regardless of version and UID.
+func (r Ref) Key() string { return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name }
+
+func (r Ref) String() string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// GVK of the object.
+func (r Ref) GVK() schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+}
+
+func refOf(u *unstructured.Unstructured) Ref {
+	gvk := u.GroupVersionKind()
+	return Ref{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName(), UID: string(u.GetUID())}
+}
+
+// Result is what happened to one object.
+type Result struct {
+	Ref  Ref
+	Live *unstructured.Unstructured // the object after apply, nil on error
+	Err  error
+}
+
+// Applier applies objects with server-side apply as flotilla-agent.
+type Applier struct {
+	Client client.Client
+	// CRDTimeout bounds the wait for a CRD to be Established (default 30s).
+	CRDTimeout time.Duration
+}
+
+// Prepare sets namespaces (default for namespaced objects, none for cluster
+// scoped ones) and the Application label and annotation. An object whose
+// kind the apiserver does not know is returned with an error.
+func (a *Applier) Prepare(objs []*unstructured.Unstructured, app, defaultNS string) map[*unstructured.Unstructured]error {
+	errs := map[*unstructured.Unstructured]error{}
+	crdKinds := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) {
+			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			crdKinds[schema.GroupKind{Group: g, Kind: k}] = true
+		}
+	}
+	for _, o := range objs {
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[flotillav1.LabelApplication] = LabelValue(app)
+		o.SetLabels(labels)
+		ann := o.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationApplication] = app
+		o.SetAnnotations(ann)
+
+		namespaced, err := a.isNamespaced(o.GroupVersionKind())
+		if err != nil {
+			if crdKinds[o.GroupVersionKind().GroupKind()] {
+				continue // decided after its CRD is applied
+			}
+			errs[o] = err
+			continue
+		}
+		setNamespace(o, namespaced, defaultNS)
+	}
+	return errs
+}
+
+func setNamespace(o *unstructured.Unstructured, namespaced bool, defaultNS string) {
+	switch {
+	case !namespaced:
+		o.SetNamespace("")
+	case o.GetNamespace() == "":
+		o.SetNamespace(defaultNS)
+	}
+}
+
+func (a *Applier) isNamespaced(gvk schema.GroupVersionKind) (bool, error) {
+	m, err := a.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return false, fmt.Errorf("unknown kind %s: the cluster serves no such API (is its CRD installed?)", gvk)
+		}
+		return false, err
+	}
+	return m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+}
+
+// Apply applies objects in order: Namespaces and CRDs first (waiting for
+// CRDs to be Established), then the rest. One rejected object does not
+// stop the others.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, app, defaultNS string) []Result {
+	prepErrs := a.Prepare(objs, app, defaultNS)
+	first, rest := []*unstructured.Unstructured{}, []*unstructured.Unstructured{}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Namespace", "CustomResourceDefinition":
+			first = append(first, o)
+		default:
+			rest = append(rest, o)
+		}
+	}
+	results := make([]Result, 0, len(objs))
+	var crds []*unstructured.Unstructured
+	for _, o := range first {
+		r := a.applyOne(ctx, o, prepErrs[o])
+		results = append(results, r)
+		if r.Err == nil && o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o)
+		}
+	}
+	if len(crds) > 0 {
+		a.waitEstablished(ctx, crds)
+		for _, o := range rest {
+			if prepErrs[o] != nil {
+				continue
+			}
+			if namespaced, err := a.isNamespaced(o.GroupVersionKind()); err == nil {
+				setNamespace(o, namespaced, defaultNS)
+			} else {
+				prepErrs[o] = err
+			}
+		}
+	}
+	for _, o := range rest {
+		if _, known := prepErrs[o]; !known {
+			if _, err := a.isNamespaced(o.GroupVersionKind()); err != nil {
+				prepErrs[o] = err
+			}
+		}
+		results = append(results, a.applyOne(ctx, o, prepErrs[o]))
+	}
+	return results
+}
+
+func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, prepErr error) Result {
+	ref := refOf(o)
+	if prepErr != nil {
+		return Result{Ref: ref, Err: prepErr}
+	}
+	live := o.DeepCopy()
+	if err := a.Client.Patch(ctx, live, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership); err != nil {
+		return Result{Ref: ref, Err: apiMessage(err)}
+	}
+	ref.UID = string(live.GetUID())
+	return Result{Ref: ref, Live: live}
+}
+
+// apiMessage keeps the apiserver's own words.
+func apiMessage(err error) error {
+	var status apierrors.APIStatus
+	if s, ok := err.(apierrors.APIStatus); ok {
+		status = s
+		return fmt.Errorf("%s", status.Status().Message)
+	}
+	return err
+}
+
+func (a *Applier) waitEstablished(ctx context.Context, crds []*unstructured.Unstructured) {
+	timeout := a.CRDTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for _, c := range crds {
+		for time.Now().Before(deadline) {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := a.Client.Get(ctx, types.NamespacedName{Name: c.GetName()}, crd); err == nil && established(crd) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	if m, ok := a.Client.RESTMapper().(interface{ Reset() }); ok {
+		m.Reset()
+	}
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// Drift dry-runs the apply of each object and reports those whose live
+// state differs from what Git says, with the field manager that last
+// changed them.
+func (a *Applier) Drift(ctx context.Context, objs []*unstructured.Unstructured) (map[string]string, error) {
+	drifted := map[string]string{}
+	for _, o := range objs {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		err := a.Client.Get(ctx, client.ObjectKeyFromObject(o), live)
+		if apierrors.IsNotFound(err) {
+			drifted[refOf(o).Key()] = "(deleted)"
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		dry := o.DeepCopy()
+		if err := a.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership, client.DryRunAll); err != nil {
+			continue // reported by the next apply
+		}
+		if !equality.Semantic.DeepEqual(comparable(dry), comparable(live)) {
+			drifted[refOf(o).Key()] = lastOtherManager(live)
+		}
+	}
+	return drifted, nil
+}
+
+func comparable(u *unstructured.Unstructured) map[string]any {
+	c := u.DeepCopy().Object
+	unstructured.RemoveNestedField(c, "metadata", "managedFields")
+	unstructured.RemoveNestedField(c, "metadata", "resourceVersion")
+	unstructured.RemoveNestedField(c, "metadata", "generation")
+	unstructured.RemoveNestedField(c, "status")
+	return c
+}
+
+// lastOtherManager names who last changed the object's non-status fields,
+// other than the agent.
+func lastOtherManager(u *unstructured.Unstructured) string {
+	entries := u.GetManagedFields()
+	sort.SliceStable(entries, func(i, j int) bool { return timeOf(entries[i]).After(timeOf(entries[j])) })
+	for _, e := range entries {
+		if e.Subresource == "" && e.Manager != flotillav1.FieldManagerAgent {
+			return e.Manager
+		}
+	}
+	return "unknown"
+}
+
+func timeOf(e metav1.ManagedFieldsEntry) time.Time {
+	if e.Time == nil {
+		return time.Time{}
+	}
+	return e.Time.Time
+}

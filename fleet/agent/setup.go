@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/git"
+)
+
+// Options configure the agent.
+type Options struct {
+	// Namespace whose Applications the agent syncs (flotilla-system).
+	Namespace      string
+	GitCacheDir    string
+	GitTimeout     time.Duration
+	MaxFileSize    int64
+	Render         RenderOptions
+	SyncInterval   time.Duration
+	HealthInterval time.Duration
+	Identity       string
+	Version        string
+	HeartbeatEvery time.Duration
+}
+
+// Scheme is the agent's scheme: built-in kinds, CRDs and Flotilla's API.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, flotillav1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// ManagerOptions limit the agent's caches to its namespace; everything it
+// applies is read from the apiserver directly or through its own
+// label-filtered cache.
+func ManagerOptions(namespace string, scheme *runtime.Scheme) ctrl.Options {
+	ns := map[string]cache.Config{namespace: {}}
+	return ctrl.Options{
+		Scheme: scheme,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&flotillav1.Application{}: {Namespaces: ns},
+			&corev1.ConfigMap{}:       {Namespaces: ns},
+			&coordinationv1.Lease{}:   {Namespaces: ns},
+		}},
+		Client: client.Options{Cache: &client.CacheOptions{
+			DisableFor:   []client.Object{&apiextensionsv1.CustomResourceDefinition{}, &corev1.Namespace{}},
+			Unstructured: false,
+		}},
+	}
+}
+
+// Setup adds the agent's controller and heartbeat to mgr.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Namespace == "" {
+		o.Namespace = flotillav1.SystemNamespace
+	}
+	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize})
+	if err != nil {
+		return err
+	}
+	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,
+		Render: o.Render, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the agent controller: %w", err)
+	}
+	return mgr.Add(&Heartbeat{Client: mgr.GetClient(), Namespace: o.Namespace, Identity: o.Identity, Version: o.Version, Interval: o.HeartbeatEvery})
+}
