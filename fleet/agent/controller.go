@@ -43,6 +43,8 @@ type Reconciler struct {
 	SyncInterval time.Duration
 	// HealthInterval between re-checks while something is Progressing (default 5s).
 	HealthInterval time.Duration
+	// WatchNamespaces limits applied-object watches; empty means cluster-wide.
+	WatchNamespaces []string
 
 	applier   *Applier
 	inventory Inventory
@@ -83,7 +85,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	r.watcher, err = newWatcher(mgr, c, r.Namespace, func(key types.NamespacedName) { r.dirty.Store(key, true) })
+	r.watcher, err = newWatcher(mgr, c, r.Namespace, r.WatchNamespaces, func(key types.NamespacedName) { r.dirty.Store(key, true) })
 	return err
 }
 

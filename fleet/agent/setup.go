@@ -30,6 +30,9 @@ type Options struct {
 	Identity       string
 	Version        string
 	HeartbeatEvery time.Duration
+	// WatchNamespaces limits the applied-object watches to these namespaces
+	// (for an agent whose RBAC covers only them); empty means cluster-wide.
+	WatchNamespaces []string
 }
 
 // Scheme is the agent's scheme: built-in kinds, CRDs and Flotilla's API.
@@ -72,7 +75,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,
-		Render: o.Render, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval}
+		Render: o.Render, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the agent controller: %w", err)
 	}

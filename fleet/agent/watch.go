@@ -35,15 +35,22 @@ type watcher struct {
 	seen map[schema.GroupVersionKind]bool
 }
 
-func newWatcher(mgr ctrl.Manager, c controller.Controller, namespace string, dirty func(types.NamespacedName)) (*watcher, error) {
+func newWatcher(mgr ctrl.Manager, c controller.Controller, namespace string, watchNamespaces []string, dirty func(types.NamespacedName)) (*watcher, error) {
 	req, err := labels.NewRequirement(flotillav1.LabelApplication, selection.Exists, nil)
 	if err != nil {
 		return nil, err
 	}
-	objCache, err := cache.New(mgr.GetConfig(), cache.Options{
+	opts := cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		DefaultLabelSelector: labels.NewSelector().Add(*req),
-	})
+	}
+	if len(watchNamespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range watchNamespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	objCache, err := cache.New(mgr.GetConfig(), opts)
 	if err != nil {
 		return nil, err
 	}
