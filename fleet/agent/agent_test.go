@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -230,6 +231,50 @@ func TestAgent(t *testing.T) {
 		})
 	})
 
+	t.Run("without selfHeal, drift is reported OutOfSync and left alone", func(t *testing.T) {
+		setSelfHeal(t, c, "demo", false)
+		cm, err := configMap(t, c, "demo", "a")
+		require.NoError(t, err)
+		cm.Data["color"] = "green"
+		require.NoError(t, c.Update(ctx, cm, client.FieldOwner("kubectl-edit")))
+		eventually(t, 10*time.Second, "OutOfSync", func() (bool, string) {
+			a := getApp(t, c, "demo")
+			s := cond(a, flotillav1.ConditionSynced)
+			for _, r := range a.Status.Resources {
+				if r.Name == "a" && r.Sync == flotillav1.SyncStatusOutOfSync && strings.Contains(r.Message, "kubectl-edit") {
+					return s.Reason == "OutOfSync" && a.Status.Sync.Status == flotillav1.SyncStatusOutOfSync, s.Message
+				}
+			}
+			return false, fmt.Sprintf("%s %+v", s.Reason, a.Status.Resources)
+		})
+		time.Sleep(time.Second)
+		cm, err = configMap(t, c, "demo", "a")
+		require.NoError(t, err)
+		assert.Equal(t, "green", cm.Data["color"], "not reverted without selfHeal")
+		setSelfHeal(t, c, "demo", true)
+		refresh(t, c, "demo")
+		eventually(t, 10*time.Second, "reverted once selfHeal is back", func() (bool, string) {
+			cm, err := configMap(t, c, "demo", "a")
+			require.NoError(t, err)
+			return cm.Data["color"] == "blue", cm.Data["color"]
+		})
+	})
+
+	t.Run("a render failure changes nothing and says why", func(t *testing.T) {
+		bad := repo.MustCommit(t, map[string]string{"apps/demo/broken.yaml": "kind: [unclosed\n"}, "break the app")
+		refresh(t, c, "demo")
+		eventually(t, 30*time.Second, "RenderFailed", func() (bool, string) {
+			a := getApp(t, c, "demo")
+			s := cond(a, flotillav1.ConditionSynced)
+			return s.Reason == "RenderFailed" && a.Status.Sync.Revision == bad && strings.Contains(s.Message, "broken.yaml"), s.Reason + ": " + s.Message
+		})
+		_, err := configMap(t, c, "demo", "b")
+		assert.NoError(t, err, "applied objects stay")
+		rev = repo.MustCommit(t, map[string]string{"apps/demo/broken.yaml": gittest.Delete}, "fix the app")
+		refresh(t, c, "demo")
+		waitSynced(t, c, "demo", rev)
+	})
+
 	t.Run("prune deletes only what left Git and what the agent applied", func(t *testing.T) {
 		lookalike := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "lookalike", Namespace: "demo",
 			Labels: map[string]string{flotillav1.LabelApplication: "demo"}, Annotations: map[string]string{agent.AnnotationApplication: "demo"}}}
@@ -346,3 +391,15 @@ spec:
     storage: true
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 `
+
+func setSelfHeal(t testing.TB, c client.Client, name string, on bool) {
+	t.Helper()
+	app := getApp(t, c, name)
+	patch := client.MergeFrom(app.DeepCopy())
+	app.Spec.SyncPolicy.Automated.SelfHeal = on
+	require.NoError(t, c.Patch(t.Context(), app, patch))
+	eventually(t, 10*time.Second, "the agent saw the spec change", func() (bool, string) {
+		a := getApp(t, c, name)
+		return a.Status.ObservedGeneration == a.Generation, ""
+	})
+}

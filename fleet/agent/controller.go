@@ -64,6 +64,9 @@ type appState struct {
 	applied    bool // the current render has been applied
 	appliedAt  time.Time
 	errs       map[string]error // per object, from the last apply
+	driftAt    time.Time        // last drift check
+	corrected  int64            // drift corrections so far (status may lag in the cache)
+	drifted    map[string]string // found by the last drift check, until the next apply
 }
 
 // SetupWithManager registers the controller and the applied-object watches.
@@ -127,7 +130,7 @@ type outcome struct {
 	resources  []flotillav1.ResourceStatus
 	count      int
 	syncErr    string
-	corrected  int64
+	corrected  int64 // total drift corrections
 	applied    bool
 	revision   string
 	commitTime time.Time
@@ -189,6 +192,7 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "EmptyRender",
 			Message: fmt.Sprintf("%s renders no objects at %s: refusing to prune all %d applied objects; if you mean it, delete the Application", app.Spec.Source.Path, short(st.revision), len(prev))}
 		out.syncErr = out.synced.Message
+		out.corrected = max(st.corrected, app.Status.DriftCorrections)
 		return r.report(ctx, app, out)
 	}
 
@@ -201,21 +205,30 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 	// Objects the apiserver rejected are retried now and then, not on every event.
 	retry := auto && len(st.errs) > 0 && time.Since(st.appliedAt) > 10*r.HealthInterval
 	apply := (auto && !st.applied) || refresh || retry
-	drifted := map[string]string{}
-	if !apply && (dirty || !st.applied) {
+	drifted := st.drifted
+	if drifted == nil {
+		drifted = map[string]string{}
+	}
+	// Drift is checked when a watched object changed, and on every sync
+	// interval as a safety net for missed events.
+	if periodic := time.Since(st.driftAt) > r.SyncInterval; !apply && (dirty || !st.applied || periodic) {
+		st.driftAt = time.Now()
 		var ok []*unstructured.Unstructured
 		for _, o := range objs {
 			if prepErrs[o] == nil {
 				ok = append(ok, o)
 			}
 		}
-		if drifted, err = r.applier.Drift(ctx, ok); err != nil {
+		drifted, err = r.applier.Drift(ctx, ok)
+		st.drifted = drifted
+		logger.V(1).Info("Drift check", "dirty", dirty, "drifted", len(drifted), "selfHeal", selfHeal)
+		if err != nil {
 			return ctrl.Result{}, err
 		}
 		if len(drifted) > 0 && (selfHeal || !st.applied && auto) {
 			apply = true
 			if st.applied {
-				out.corrected = int64(len(drifted))
+				st.corrected = max(st.corrected, app.Status.DriftCorrections) + int64(len(drifted))
 				for k, manager := range drifted {
 					logger.Info("Correcting drift", "object", k, "changedBy", manager)
 					driftCorrections.WithLabelValues(app.Name).Inc()
@@ -237,7 +250,7 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 		}
 		results = r.applier.Apply(ctx, objs, app.Name, defaultNS)
 		out.applied = true
-		st.applied, st.appliedAt, st.errs = true, time.Now(), map[string]error{}
+		st.applied, st.appliedAt, st.errs, st.driftAt, st.drifted = true, time.Now(), map[string]error{}, time.Now(), nil
 		for _, res := range results {
 			if res.Err != nil {
 				st.errs[res.Ref.Key()] = res.Err
@@ -344,6 +357,7 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 			return ctrl.Result{}, err
 		}
 	}
+	out.corrected = max(st.corrected, app.Status.DriftCorrections)
 	return r.report(ctx, app, out)
 }
 
@@ -377,7 +391,7 @@ func (r *Reconciler) report(ctx context.Context, app *flotillav1.Application, ou
 		now := metav1.Now()
 		s.LastSyncTime = &now
 	}
-	s.DriftCorrections += out.corrected
+	s.DriftCorrections = max(s.DriftCorrections, out.corrected)
 	healthy := metav1.Condition{Type: flotillav1.ConditionHealthy}
 	if out.resources != nil || out.count == 0 && out.synced.Reason == "Synced" {
 		h := Worst(out.resources)

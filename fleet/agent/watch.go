@@ -74,6 +74,14 @@ func (w *watcher) ensure(_ context.Context, results []Result) {
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
 		src := source.Kind(w.cache, client.Object(u), handler.Funcs{
+			// The first list reports existing objects as created: one edited
+			// before the watch started is caught here.
+			CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueueT) {
+				if key, ok := w.owner(e.Object); ok && changedByOther(e.Object) {
+					w.dirty(key)
+					q.Add(reconcile.Request{NamespacedName: key})
+				}
+			},
 			UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueueT) {
 				if key, ok := w.owner(e.ObjectNew); ok {
 					if changedByOther(e.ObjectNew) {
