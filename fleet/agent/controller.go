@@ -63,9 +63,9 @@ type appState struct {
 	objects    []*unstructured.Unstructured
 	applied    bool // the current render has been applied
 	appliedAt  time.Time
-	errs       map[string]error // per object, from the last apply
-	driftAt    time.Time        // last drift check
-	corrected  int64            // drift corrections so far (status may lag in the cache)
+	errs       map[string]error  // per object, from the last apply
+	driftAt    time.Time         // last drift check
+	corrected  int64             // drift corrections so far (status may lag in the cache)
 	drifted    map[string]string // found by the last drift check, until the next apply
 }
 
