@@ -46,7 +46,7 @@ func TestAgentRBACIsEnough(t *testing.T) {
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "deploy")
 	rev := repo.MustCommit(t, map[string]string{
-		"ok/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: allowed}\ndata: {k: v}\n",
+		"ok/cm.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: allowed}\ndata: {k: v}\n",
 		"outside/cr.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: escalate}\nrules: []\n",
 	}, "apps")
 
