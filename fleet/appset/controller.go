@@ -47,10 +47,14 @@ const DefaultGitPollInterval = 3 * time.Minute
 
 // Reconciler reconciles ApplicationSets.
 type Reconciler struct {
-	Client   client.Client
-	Scheme   *runtime.Scheme
-	Engine   *generators.Engine
-	Recorder events.EventRecorder
+	Client client.Client
+	// APIReader reads around the cache: before creating Applications the
+	// set is re-read live, so a set already deleted (the cache lags) never
+	// gets its Applications back.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Engine    *generators.Engine
+	Recorder  events.EventRecorder
 	// GitPollInterval is the default requeue for sets with git generators.
 	GitPollInterval time.Duration
 	// Writers bounds parallel Application writes per set (default 16).
@@ -149,6 +153,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	plan := planWrites(set, desired, existing)
+	if len(plan.create) > 0 && r.APIReader != nil {
+		live := &flotillav1.ApplicationSet{}
+		if err := r.APIReader.Get(ctx, req.NamespacedName, live); apierrors.IsNotFound(err) || (err == nil && (!live.DeletionTimestamp.IsZero() || live.UID != set.UID)) {
+			return ctrl.Result{}, nil // being deleted: create nothing
+		} else if err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	writeErr := r.write(ctx, plan)
 
 	genCond := metav1.Condition{Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionTrue, Reason: "Generated",

@@ -93,7 +93,7 @@ func Setup(mgr ctrl.Manager, o Options) (*remote.Pool, error) {
 		MaxParams: o.MaxApplications,
 	})
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&appset.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engine: engine,
+		&appset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
 			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval},
 		&inventory.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
 			Limits: o.ClientLimits, ProbeInterval: o.ProbeInterval, HeartbeatGrace: o.HeartbeatGrace,
