@@ -81,8 +81,20 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 	}
 	appPath = real
 
+	// Each render gets its own random root. By default it is an in-memory
+	// filesystem holding nothing but the repository; remote bases need
+	// kustomize's git cloner and a real disk, so when they are allowed the
+	// root is a fresh temporary directory, removed afterwards.
 	fs := filesys.MakeFsInMemory()
 	root := "/render-" + randomHex()
+	if opts.AllowRemoteBases {
+		tmp, err := os.MkdirTemp("", "flotilla-render-")
+		if err != nil {
+			return nil, fmt.Errorf("create the render directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		fs, root = filesys.MakeFsOnDisk(), tmp
+	}
 	repoRoot := root + "/repo"
 	if err := loadRepo(fs, repoRoot, tree, appPath, opts.MaxTotalSize); err != nil {
 		return nil, err

@@ -86,6 +86,16 @@ func TestRender(t *testing.T) {
 		{name: "a manifest without a name", src: flotillav1.ApplicationSource{Path: "nameless"}, wantErr: "kustomize build nameless"},
 		{name: "a bad image override", src: flotillav1.ApplicationSource{Path: "plain", Kustomize: &flotillav1.KustomizeSource{Images: []string{"=x"}}}, wantErr: "kustomize.images"},
 	}
+	t.Run("on disk when remote bases are allowed", func(t *testing.T) {
+		tmp := t.TempDir()
+		t.Setenv("TMPDIR", tmp)
+		objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "apps/web/overlays/prod"}, agent.RenderOptions{AllowRemoteBases: true})
+		require.NoError(t, err)
+		assert.Len(t, objs, 2)
+		left, err := filepath.Glob(filepath.Join(tmp, "flotilla-render-*"))
+		require.NoError(t, err)
+		assert.Empty(t, left, "the render directory is removed")
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			objs, err := agent.Render(snap, tc.src, agent.RenderOptions{})
