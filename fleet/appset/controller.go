@@ -18,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,6 +36,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/metrics"
 	"github.com/flotilla-dev/flotilla/fleet/status"
 	"github.com/flotilla-dev/flotilla/generators"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // FieldManager owns the hub Applications' spec and the set's generation conditions.
@@ -261,20 +261,7 @@ func planWrites(set *flotillav1.ApplicationSet, desired []*flotillav1.Applicatio
 
 // upToDate compares what the hub owns: spec, and labels/annotations it sets.
 func upToDate(desired, cur *flotillav1.Application) bool {
-	if !equality.Semantic.DeepEqual(desired.Spec, cur.Spec) {
-		return false
-	}
-	for k, v := range desired.Labels {
-		if cur.Labels[k] != v {
-			return false
-		}
-	}
-	for k, v := range desired.Annotations {
-		if cur.Annotations[k] != v {
-			return false
-		}
-	}
-	return true
+	return kube.Converged(desired.Spec, cur.Spec, desired, cur)
 }
 
 // write runs the plan with bounded parallelism and reports every failure.
@@ -327,14 +314,7 @@ func (r *Reconciler) write(ctx context.Context, p *plan) error {
 
 // apply server-side-applies an Application's metadata and spec.
 func (r *Reconciler) apply(ctx context.Context, app *flotillav1.Application) error {
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(app)
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	delete(u.Object, "status")
-	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	return r.Client.Patch(ctx, u, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership)
+	return kube.Apply(ctx, r.Client, app, FieldManager)
 }
 
 func (r *Reconciler) applyConditions(ctx context.Context, set *flotillav1.ApplicationSet, success bool, conds ...metav1.Condition) error {

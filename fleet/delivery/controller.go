@@ -17,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -34,6 +33,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/metrics"
 	"github.com/flotilla-dev/flotilla/fleet/remote"
 	"github.com/flotilla-dev/flotilla/fleet/status"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // FieldManager owns the hub Application's status (Delivered and the mirror).
@@ -249,31 +249,11 @@ func desiredSpoke(app *flotillav1.Application, agentNamespace string) *flotillav
 }
 
 func sameSpoke(desired, cur *flotillav1.Application) bool {
-	if !equality.Semantic.DeepEqual(desired.Spec, cur.Spec) {
-		return false
-	}
-	for k, v := range desired.Labels {
-		if cur.Labels[k] != v {
-			return false
-		}
-	}
-	for k, v := range desired.Annotations {
-		if cur.Annotations[k] != v {
-			return false
-		}
-	}
-	return true
+	return kube.Converged(desired.Spec, cur.Spec, desired, cur)
 }
 
 func (r *Reconciler) applySpoke(ctx context.Context, rc *remote.Cluster, desired *flotillav1.Application) error {
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	delete(u.Object, "status")
-	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	if err := rc.Client().Patch(ctx, u, client.Apply, client.FieldOwner(flotillav1.FieldManagerHub), client.ForceOwnership); err != nil {
+	if err := kube.Apply(ctx, rc.Client(), desired, flotillav1.FieldManagerHub); err != nil {
 		return fmt.Errorf("apply to %s/%s on %s: %w", rc.AgentNamespace, desired.Name, rc.Name, err)
 	}
 	return nil

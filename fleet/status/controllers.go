@@ -161,29 +161,25 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 func toUnstructured(v any) (any, error) {
 	switch t := v.(type) {
 	case []flotillav1.RevisionCount:
-		out := make([]any, 0, len(t))
-		for i := range t {
-			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&t[i])
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		return toUnstructuredList(t)
 	case []flotillav1.NotHealthyApplication:
-		out := make([]any, 0, len(t))
-		for i := range t {
-			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&t[i])
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		return toUnstructuredList(t)
 	case flotillav1.ApplicationSetSummary:
 		return runtime.DefaultUnstructuredConverter.ToUnstructured(&t)
 	case flotillav1.ApplicationCounts:
 		return runtime.DefaultUnstructuredConverter.ToUnstructured(&t)
 	}
 	return nil, nil
+}
+
+func toUnstructuredList[T any](items []T) ([]any, error) {
+	out := make([]any, 0, len(items))
+	for i := range items {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
