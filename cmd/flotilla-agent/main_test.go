@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,14 +23,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestAgentBinary runs the real flotilla-agent binary: it syncs an
 // Application from Git, renews its Lease, serves metrics, and stops on SIGTERM.
 func TestAgentBinary(t *testing.T) {
@@ -46,7 +37,7 @@ func TestAgentBinary(t *testing.T) {
 	repo := srv.Repo(t, "deploy")
 	rev := repo.MustCommit(t, map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hello}\ndata: {from: git}\n"}, "hello")
 
-	metricsAddr, probeAddr := freePort(t), freePort(t)
+	metricsAddr, probeAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(t), "--metrics-bind-address", metricsAddr,
 		"--health-probe-bind-address", probeAddr, "--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--heartbeat-interval", "1s")
@@ -70,7 +61,7 @@ func TestAgentBinary(t *testing.T) {
 			SyncPolicy:  &flotillav1.SyncPolicy{Automated: &flotillav1.AutomatedSyncPolicy{Prune: true}},
 		}}
 	require.NoError(t, env.Client.Create(ctx, app))
-	waitFor(t, 30*time.Second, "ConfigMap from Git and Synced status", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "ConfigMap from Git and Synced status", func() bool {
 		cm := &corev1.ConfigMap{}
 		if env.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "hello"}, cm) != nil {
 			return false
@@ -78,7 +69,7 @@ func TestAgentBinary(t *testing.T) {
 		require.NoError(t, env.Client.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "hello"}, app))
 		return cm.Data["from"] == "git" && app.Status.Sync.Revision == rev && app.Status.Health.Status == flotillav1.HealthHealthy
 	})
-	waitFor(t, 10*time.Second, "heartbeat", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "heartbeat", func() bool {
 		lease := &coordinationv1.Lease{}
 		err := env.Client.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: flotillav1.AgentLeaseName}, lease)
 		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == "agent-0"
@@ -101,16 +92,4 @@ func TestAgentBinary(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("flotilla-agent did not stop within 30s of SIGTERM")
 	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
 }

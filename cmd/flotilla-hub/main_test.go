@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,14 +24,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestHubBinary runs the real flotilla-hub binary against a real apiserver:
 // it becomes ready, elects itself leader, expands a set, and serves
 // Prometheus metrics; SIGTERM stops it cleanly.
@@ -45,7 +36,7 @@ func TestHubBinary(t *testing.T) {
 	require.NoError(t, build.Run())
 	require.NoError(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: flotillav1.SystemNamespace}}))
 
-	metricsAddr, probeAddr := freePort(t), freePort(t)
+	metricsAddr, probeAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(t), "--leader-elect",
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr,
@@ -71,7 +62,7 @@ func TestHubBinary(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	waitFor(t, 30*time.Second, "readyz", func() bool { code, _ := get("http://" + probeAddr + "/readyz"); return code == 200 })
+	testenv.WaitFor(t, 30*time.Second, "readyz", func() bool { code, _ := get("http://" + probeAddr + "/readyz"); return code == 200 })
 
 	set := &flotillav1.ApplicationSet{ObjectMeta: metav1.ObjectMeta{Name: "smoke", Namespace: "default"}}
 	require.NoError(t, yaml.Unmarshal([]byte(`
@@ -81,14 +72,14 @@ template:
   spec: {source: {repoURL: 'https://git.example/r.git'}, destination: {cluster: '{{ .cluster }}'}}
 `), &set.Spec))
 	require.NoError(t, env.Client.Create(ctx, set))
-	waitFor(t, 30*time.Second, "generated Applications", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "generated Applications", func() bool {
 		var list flotillav1.ApplicationList
 		require.NoError(t, env.Client.List(ctx, &list, client.InNamespace("default")))
 		return len(list.Items) == 2
 	})
 	app := &flotillav1.Application{}
 	require.NoError(t, env.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "c1-smoke"}, app))
-	waitFor(t, 30*time.Second, "Delivered=False for an unknown cluster", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "Delivered=False for an unknown cluster", func() bool {
 		require.NoError(t, env.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "c1-smoke"}, app))
 		for _, c := range app.Status.Conditions {
 			if c.Type == flotillav1.ConditionDelivered && c.Reason == "ClusterNotFound" {
@@ -116,16 +107,4 @@ template:
 	case <-time.After(30 * time.Second):
 		t.Fatal("flotilla-hub did not stop within 30s of SIGTERM")
 	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
 }
