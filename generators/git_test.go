@@ -1,7 +1,6 @@
 package generators_test
 
 import (
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
 func gitEngine(t testing.TB, opts git.Options) *generators.Engine {
@@ -133,20 +133,9 @@ func TestGitGenerators(t *testing.T) {
 }
 
 func TestGitUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { _ = conn.Close() }) // hold it open, never answer
-		}
-	}()
+	addr := testenv.Blackhole(t)
 	e := gitEngine(t, git.Options{Timeout: 300 * time.Millisecond})
-	got, err := e.Generate(t.Context(), gens(t, `[{list: {elements: [{a: b}]}}, {git: {repoURL: 'http://`+ln.Addr().String()+`/deploy.git', directories: [{path: 'apps/*'}]}}]`))
+	got, err := e.Generate(t.Context(), gens(t, `[{list: {elements: [{a: b}]}}, {git: {repoURL: 'http://`+addr+`/deploy.git', directories: [{path: 'apps/*'}]}}]`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "generators[1] (git)")
 	assert.Contains(t, err.Error(), "timed out after 300ms")

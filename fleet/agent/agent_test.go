@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -60,45 +59,10 @@ func startAgent(t testing.TB, env *testenv.Env, gitDir string) (stop func()) {
 	require.NoError(t, err)
 	require.NoError(t, agent.Setup(mgr, agent.Options{Namespace: ns, GitCacheDir: gitDir, GitTimeout: 3 * time.Second,
 		SyncInterval: time.Minute, HealthInterval: 300 * time.Millisecond, Identity: "test-agent", Version: "v-test", HeartbeatEvery: time.Second}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := mgr.Start(ctx)
-		if err != nil {
-			t.Logf("agent manager stopped: %v", err)
-		}
-		done <- err
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(30 * time.Second):
-				t.Error("agent did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.RunManager(t, mgr)
 }
 
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-}
+var eventually = testenv.Eventually
 
 func newApp(name, repoURL, path, destNS string, policy *flotillav1.SyncPolicy) *flotillav1.Application {
 	return &flotillav1.Application{

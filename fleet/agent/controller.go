@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/status"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // FieldManagerStatus owns the spoke Application's status.
@@ -190,7 +190,7 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 	if len(objs) == 0 && len(prev) > 0 {
 		out.syncStatus = flotillav1.SyncStatusOutOfSync
 		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "EmptyRender",
-			Message: fmt.Sprintf("%s renders no objects at %s: refusing to prune all %d applied objects; if you mean it, delete the Application", app.Spec.Source.Path, short(st.revision), len(prev))}
+			Message: fmt.Sprintf("%s renders no objects at %s: refusing to prune all %d applied objects; if you mean it, delete the Application", app.Spec.Source.Path, git.ShortSHA(st.revision), len(prev))}
 		out.syncErr = out.synced.Message
 		out.corrected = max(st.corrected, app.Status.DriftCorrections)
 		return r.report(ctx, app, out)
@@ -324,13 +324,13 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 		rs := flotillav1.ResourceStatus{Group: res.Ref.Group, Version: res.Ref.Version, Kind: res.Ref.Kind, Namespace: res.Ref.Namespace, Name: res.Ref.Name, Sync: flotillav1.SyncStatusSynced}
 		switch {
 		case res.Err != nil:
-			rs.Health, rs.Sync, rs.Message = flotillav1.HealthDegraded, flotillav1.SyncStatusOutOfSync, truncate(res.Err.Error(), 1000)
+			rs.Health, rs.Sync, rs.Message = flotillav1.HealthDegraded, flotillav1.SyncStatusOutOfSync, kube.Truncate(res.Err.Error(), 1000)
 			failed = append(failed, res.Ref.String()+": "+res.Err.Error())
 		case res.Live == nil:
 			rs.Health, rs.Sync, rs.Message = flotillav1.HealthMissing, flotillav1.SyncStatusOutOfSync, "not found"
 		default:
 			rs.Health, rs.Message = Health(res.Live)
-			rs.Message = truncate(rs.Message, 1000)
+			rs.Message = kube.Truncate(rs.Message, 1000)
 		}
 		if m, ok := drifted[res.Ref.Key()]; ok && !apply {
 			rs.Sync, rs.Message = flotillav1.SyncStatusOutOfSync, "drifted from Git (changed by "+m+")"
@@ -343,12 +343,12 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 	out.count = len(out.resources)
 	switch {
 	case len(failed) > 0:
-		out.syncErr = fmt.Sprintf("%d of %d objects were not applied: %s", len(failed), len(results), truncate(strings.Join(failed, "; "), 3000))
+		out.syncErr = fmt.Sprintf("%d of %d objects were not applied: %s", len(failed), len(results), kube.Truncate(strings.Join(failed, "; "), 3000))
 		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "ApplyFailed", Message: out.syncErr}
 	case out.syncStatus == flotillav1.SyncStatusOutOfSync:
 		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "OutOfSync", Message: outOfSyncMessage(auto, selfHeal, prune, len(gone), len(drifted))}
 	default:
-		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionTrue, Reason: "Synced", Message: fmt.Sprintf("%d objects at %s", len(results), short(st.revision))}
+		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionTrue, Reason: "Synced", Message: fmt.Sprintf("%d objects at %s", len(results), git.ShortSHA(st.revision))}
 	}
 	if refresh {
 		patch := client.MergeFrom(app.DeepCopy())
@@ -386,7 +386,7 @@ func (r *Reconciler) report(ctx context.Context, app *flotillav1.Application, ou
 		t := metav1.NewTime(out.commitTime)
 		s.Sync.CommitTime = &t
 	}
-	s.LastSyncError = truncate(out.syncErr, 4000)
+	s.LastSyncError = kube.Truncate(out.syncErr, 4000)
 	if out.applied {
 		now := metav1.Now()
 		s.LastSyncTime = &now
@@ -420,12 +420,12 @@ func (r *Reconciler) report(ctx context.Context, app *flotillav1.Application, ou
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	st["conditions"] = status.Conditions(app.Status.Conditions, app.Generation, out.synced, healthy)
-	if err := status.ApplyStatus(ctx, r.Client, app, "Application", FieldManagerStatus, st); err != nil {
+	st["conditions"] = kube.Conditions(app.Status.Conditions, app.Generation, out.synced, healthy)
+	if err := kube.ApplyStatus(ctx, r.Client, app, "Application", FieldManagerStatus, st); err != nil {
 		return ctrl.Result{}, err
 	}
 	if old := apimeta.FindStatusCondition(app.Status.Conditions, flotillav1.ConditionSynced); r.Recorder != nil && out.synced.Status == metav1.ConditionFalse && (old == nil || old.Reason != out.synced.Reason) {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, out.synced.Reason, "Sync", "%s", truncate(out.synced.Message, 1000))
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, out.synced.Reason, "Sync", "%s", kube.Truncate(out.synced.Message, 1000))
 	}
 	requeue := out.requeue
 	if requeue == 0 {
@@ -461,7 +461,7 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application) 
 
 func (r *Reconciler) ensureNamespace(ctx context.Context, name string) error {
 	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := r.Client.Patch(ctx, ns, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent)); err != nil {
+	if err := kube.Apply(ctx, r.Client, ns, flotillav1.FieldManagerAgent); err != nil {
 		return fmt.Errorf("create namespace %s (CreateNamespace=true): %w", name, err)
 	}
 	return nil
@@ -477,18 +477,4 @@ func hasOption(app *flotillav1.Application, opt string) bool {
 		}
 	}
 	return false
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // Inventory is the set of objects an Application applied, stored in a
@@ -55,7 +56,7 @@ func (inv Inventory) Save(ctx context.Context, app *flotillav1.Application, refs
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: flotillav1.GroupVersion.String(), Kind: "Application", Name: app.Name, UID: app.UID}}},
 		Data: map[string]string{"inventory": string(raw)},
 	}
-	if err := inv.Client.Patch(ctx, cm, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership); err != nil {
+	if err := kube.Apply(ctx, inv.Client, cm, flotillav1.FieldManagerAgent); err != nil {
 		return fmt.Errorf("save inventory: %w", err)
 	}
 	return nil

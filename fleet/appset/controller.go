@@ -34,7 +34,6 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/metrics"
-	"github.com/flotilla-dev/flotilla/fleet/status"
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
@@ -318,11 +317,11 @@ func (r *Reconciler) apply(ctx context.Context, app *flotillav1.Application) err
 }
 
 func (r *Reconciler) applyConditions(ctx context.Context, set *flotillav1.ApplicationSet, success bool, conds ...metav1.Condition) error {
-	st := map[string]any{"conditions": status.Conditions(set.Status.Conditions, set.Generation, conds...)}
+	st := map[string]any{"conditions": kube.Conditions(set.Status.Conditions, set.Generation, conds...)}
 	if success {
 		st["observedGeneration"] = set.Generation
 	}
-	return status.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
+	return kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
 }
 
 func (r *Reconciler) pollInterval(set *flotillav1.ApplicationSet) time.Duration {

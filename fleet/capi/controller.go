@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // FieldManager owns what the importer writes.
@@ -117,7 +118,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{"value": kubeconfig},
 	}
-	if err := r.Client.Patch(ctx, secret, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := kube.Apply(ctx, r.Client, secret, FieldManager); err != nil {
 		return ctrl.Result{}, fmt.Errorf("copy kubeconfig of Cluster %s: %w", req, err)
 	}
 	labels := map[string]string{}
@@ -132,7 +133,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: secretName, Key: "value"},
 			AgentNamespace: flotillav1.SystemNamespace},
 	}
-	if err := r.Client.Patch(ctx, mc, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := kube.Apply(ctx, r.Client, mc, FieldManager); err != nil {
 		return ctrl.Result{}, fmt.Errorf("import Cluster %s: %w", req, err)
 	}
 	return ctrl.Result{}, nil

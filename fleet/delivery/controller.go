@@ -39,9 +39,6 @@ import (
 // FieldManager owns the hub Application's status (Delivered and the mirror).
 const FieldManager = "flotilla-hub-delivery"
 
-// ClusterIndex indexes hub Applications by spec.destination.cluster.
-const ClusterIndex = "spec.destination.cluster"
-
 // Reconciler delivers hub Applications.
 type Reconciler struct {
 	Client   client.Client
@@ -79,14 +76,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
-// IndexByCluster adds the spec.destination.cluster index; call it once per
-// manager before setting up the controllers that use it.
-func IndexByCluster(mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.Application{}, ClusterIndex, func(o client.Object) []string {
-		return []string{o.(*flotillav1.Application).Spec.Destination.Cluster}
-	})
-}
-
 // watchSpoke maps spoke Application events back to their hub Application.
 func (r *Reconciler) watchSpoke(c *remote.Cluster) {
 	src := source.Kind(c.Cluster.GetCache(), &flotillav1.Application{},
@@ -104,7 +93,7 @@ func (r *Reconciler) watchSpoke(c *remote.Cluster) {
 
 func (r *Reconciler) appsOfCluster(ctx context.Context, o client.Object) []reconcile.Request {
 	var list flotillav1.ApplicationList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{ClusterIndex: o.GetName()}); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingFields{status.ClusterIndex: o.GetName()}); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))
@@ -331,8 +320,8 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 	if err != nil {
 		return err
 	}
-	st["conditions"] = status.Conditions(app.Status.Conditions, app.Generation, conds...)
-	return status.ApplyStatus(ctx, r.Client, app, "Application", FieldManager, st)
+	st["conditions"] = kube.Conditions(app.Status.Conditions, app.Generation, conds...)
+	return kube.ApplyStatus(ctx, r.Client, app, "Application", FieldManager, st)
 }
 
 // lastChange is when the hub Application's spec last changed, as near as

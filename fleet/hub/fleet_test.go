@@ -1,16 +1,13 @@
 package hub_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -150,23 +147,7 @@ func (f *fleetEnv) startHub(t testing.TB, opts hub.Options) (stop func()) {
 	}
 	f.pool, err = hub.Setup(mgr, opts)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(30 * time.Second):
-				t.Error("hub manager did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.RunManager(t, mgr)
 }
 
 type testWriter struct{ t testing.TB }
@@ -178,34 +159,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// blackhole accepts connections and never answers: a spoke that hangs.
-func blackhole(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
+var blackhole = testenv.Blackhole
 
 func kubeconfigFor(server string) []byte {
 	return []byte(fmt.Sprintf(`apiVersion: v1
@@ -217,20 +171,7 @@ current-context: c
 `, server))
 }
 
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-}
+var eventually = testenv.Eventually
 
 func appSet(name string, elements ...string) *flotillav1.ApplicationSet {
 	set := &flotillav1.ApplicationSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
@@ -287,14 +228,6 @@ func condition(conds []metav1.Condition, t string) metav1.Condition {
 
 func key(name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: "default", Name: name}
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 func updateSet(t testing.TB, c client.Client, name string, mutate func(*flotillav1.ApplicationSet)) {

@@ -75,7 +75,7 @@ func Setup(mgr ctrl.Manager, o Options) (*remote.Pool, error) {
 	if o.Namespace == "" {
 		o.Namespace = flotillav1.SystemNamespace
 	}
-	if err := delivery.IndexByCluster(mgr); err != nil {
+	if err := status.IndexByCluster(mgr); err != nil {
 		return nil, fmt.Errorf("index Applications by cluster: %w", err)
 	}
 	pool := remote.NewPool(mgr.GetScheme(), mgr.GetLogger().WithName("pool"))

@@ -15,6 +15,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -29,7 +30,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/remote"
-	"github.com/flotilla-dev/flotilla/fleet/status"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // FieldManager owns the inventory's part of MemberCluster status.
@@ -141,7 +142,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	st := map[string]any{
 		"observedGeneration": mc.Generation,
-		"conditions":         status.Conditions(mc.Status.Conditions, mc.Generation, p.ready, p.creds, p.agent),
+		"conditions":         kube.Conditions(mc.Status.Conditions, mc.Generation, p.ready, p.creds, p.agent),
 	}
 	if p.server != "" {
 		st["server"] = p.server
@@ -155,10 +156,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if p.heartbeat != nil {
 		st["lastHeartbeatTime"] = p.heartbeat.UTC().Format(time.RFC3339)
 	}
-	if err := status.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, st); err != nil {
+	if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, st); err != nil {
 		return ctrl.Result{}, err
 	}
-	if old := findCondition(mc.Status.Conditions, flotillav1.ConditionReady); r.Recorder != nil && (old == nil || old.Status != p.ready.Status) {
+	if old := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionReady); r.Recorder != nil && (old == nil || old.Status != p.ready.Status) {
 		kind := corev1.EventTypeNormal
 		if !ok {
 			kind = corev1.EventTypeWarning
@@ -296,13 +297,4 @@ func firstLine(err error) string {
 		s = s[:300]
 	}
 	return s
-}
-
-func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == t {
-			return &conds[i]
-		}
-	}
-	return nil
 }

@@ -1,3 +1,5 @@
+// Package status aggregates Application health into ApplicationSet and
+// MemberCluster status.
 package status
 
 import (
@@ -8,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // Bounds keep status small whatever the fleet size.
@@ -87,7 +90,7 @@ func Aggregate(apps []flotillav1.Application) SetStatus {
 				msg = a.Status.LastSyncError
 			}
 			out.NotHealthy = append(out.NotHealthy, flotillav1.NotHealthyApplication{
-				Cluster: a.Spec.Destination.Cluster, Application: a.Name, Health: a.Status.Health.Status, Sync: a.Status.Sync.Status, Message: trim(msg, 1024),
+				Cluster: a.Spec.Destination.Cluster, Application: a.Name, Health: a.Status.Health.Status, Sync: a.Status.Sync.Status, Message: kube.Truncate(msg, 1024),
 			})
 		}
 	}
@@ -135,11 +138,4 @@ func Aggregate(apps []flotillav1.Application) SetStatus {
 		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy; the others have not reported health yet", counts.Healthy, counts.Total)
 	}
 	return out
-}
-
-func trim(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

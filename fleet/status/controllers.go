@@ -17,14 +17,22 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/metrics"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // FieldManager owns the aggregated status fields.
 const FieldManager = "flotilla-hub-status"
 
-// ClusterIndex must match the delivery controller's index of hub
-// Applications by spec.destination.cluster.
+// ClusterIndex indexes hub Applications by spec.destination.cluster.
 const ClusterIndex = "spec.destination.cluster"
+
+// IndexByCluster adds ClusterIndex; call it once per manager before setting
+// up the controllers that use it.
+func IndexByCluster(mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.Application{}, ClusterIndex, func(o client.Object) []string {
+		return []string{o.(*flotillav1.Application).Spec.Destination.Cluster}
+	})
+}
 
 // SetReconciler aggregates Application status into ApplicationSet status.
 type SetReconciler struct {
@@ -66,7 +74,7 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	agg := Aggregate(list.Items)
 	r.observeLeadTime(set, list.Items, agg)
 	st := map[string]any{
-		"conditions": Conditions(set.Status.Conditions, set.Generation, agg.Healthy),
+		"conditions": kube.Conditions(set.Status.Conditions, set.Generation, agg.Healthy),
 	}
 	for k, v := range map[string]any{"summary": agg.Summary, "revisions": agg.Revisions, "notHealthy": agg.NotHealthy} {
 		u, err := toUnstructured(v)
@@ -75,7 +83,7 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		}
 		st[k] = u
 	}
-	return ctrl.Result{}, ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
+	return ctrl.Result{}, kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
 }
 
 // observeLeadTime records, once per revision, the time from the revision's
@@ -155,7 +163,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, map[string]any{"applications": u})
+	return ctrl.Result{}, kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, map[string]any{"applications": u})
 }
 
 func toUnstructured(v any) (any, error) {

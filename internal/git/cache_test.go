@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
 func newCache(t *testing.T, opts git.Options) *git.Cache {
@@ -97,32 +97,10 @@ func TestResolveErrors(t *testing.T) {
 	})
 	t.Run("unreachable repository times out", func(t *testing.T) {
 		// A server that accepts connections and never answers.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = ln.Close() })
-		var conns []net.Conn
-		var mu sync.Mutex
-		go func() {
-			for {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				conns = append(conns, conn)
-				mu.Unlock()
-			}
-		}()
-		t.Cleanup(func() {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, c := range conns {
-				_ = c.Close()
-			}
-		})
+		addr := testenv.Blackhole(t)
 		c := newCache(t, git.Options{Timeout: 500 * time.Millisecond})
 		start := time.Now()
-		_, err = c.Resolve(t.Context(), "http://"+ln.Addr().String()+"/hang.git", "main")
+		_, err := c.Resolve(t.Context(), "http://"+addr+"/hang.git", "main")
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "timed out after 500ms")
 		assert.Less(t, time.Since(start), 10*time.Second)

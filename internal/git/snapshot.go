@@ -223,13 +223,13 @@ func (s *Snapshot) ReadFile(p string) ([]byte, error) {
 	}
 	switch kind {
 	case KindNone:
-		return nil, fmt.Errorf("read %s in %s at %s: no such file", p, s.URL, short(s.Revision))
+		return nil, fmt.Errorf("read %s in %s at %s: no such file", p, s.URL, ShortSHA(s.Revision))
 	case KindDir:
-		return nil, fmt.Errorf("read %s in %s at %s: is a directory", p, s.URL, short(s.Revision))
+		return nil, fmt.Errorf("read %s in %s at %s: is a directory", p, s.URL, ShortSHA(s.Revision))
 	}
 	raw, err := s.blob(s.entries[real], s.maxSize)
 	if err != nil {
-		return nil, fmt.Errorf("read %s in %s at %s: %w", p, s.URL, short(s.Revision), err)
+		return nil, fmt.Errorf("read %s in %s at %s: %w", p, s.URL, ShortSHA(s.Revision), err)
 	}
 	return raw, nil
 }
@@ -252,7 +252,8 @@ func (s *Snapshot) blob(e entry, max int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(rd, max+1))
 }
 
-func short(sha string) string {
+// ShortSHA is the 7-character form of a commit SHA, for messages.
+func ShortSHA(sha string) string {
 	if len(sha) > 7 {
 		return sha[:7]
 	}

@@ -1,7 +1,4 @@
-// Package status aggregates Application health into ApplicationSet and
-// MemberCluster status, and holds the status-writing helpers the hub's
-// controllers share.
-package status
+package kube
 
 import (
 	"context"
@@ -46,14 +43,15 @@ func Conditions(existing []metav1.Condition, generation int64, conds ...metav1.C
 		}
 		out = append(out, map[string]any{
 			"type": c.Type, "status": string(c.Status), "reason": c.Reason,
-			"message": truncate(c.Message, 32768), "observedGeneration": c.ObservedGeneration,
+			"message": Truncate(c.Message, 32768), "observedGeneration": c.ObservedGeneration,
 			"lastTransitionTime": c.LastTransitionTime.UTC().Format("2006-01-02T15:04:05Z"),
 		})
 	}
 	return out
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes, marking the cut with "...".
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
