@@ -29,10 +29,7 @@ func BenchmarkAgent100x10(b *testing.B) {
 	const apps, objects = 100, 10
 	env := testenv.Start(b)
 	ctx := b.Context()
-	bin := filepath.Join(b.TempDir(), "flotilla-agent")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(b, build.Run())
+	bin := testenv.BuildBinary(b, "flotilla-agent")
 	require.NoError(b, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: flotillav1.SystemNamespace}}))
 	srv := gittest.New(b)
 	repo := srv.Repo(b, "deploy")

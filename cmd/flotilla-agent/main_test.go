@@ -28,10 +28,7 @@ import (
 func TestAgentBinary(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := t.Context()
-	bin := filepath.Join(t.TempDir(), "flotilla-agent")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := testenv.BuildBinary(t, "flotilla-agent")
 	require.NoError(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: flotillav1.SystemNamespace}}))
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "deploy")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -30,10 +29,7 @@ import (
 func TestHubBinary(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := t.Context()
-	bin := filepath.Join(t.TempDir(), "flotilla-hub")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := testenv.BuildBinary(t, "flotilla-hub")
 	require.NoError(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: flotillav1.SystemNamespace}}))
 
 	metricsAddr, probeAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)

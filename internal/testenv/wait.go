@@ -3,6 +3,9 @@ package testenv
 import (
 	"context"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -106,4 +109,17 @@ func RunManager(t testing.TB, mgr manager.Manager) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// BuildBinary builds the main package in the test's working directory into
+// a temporary file named name and returns its path.
+func BuildBinary(t testing.TB, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("testenv: build %s: %v", name, err)
+	}
+	return bin
 }
