@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -19,13 +18,14 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/charts"
 	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
 // TestAgentRBACIsEnough runs the agent under the chart's namespaced RBAC
-// (rendered from the template, applied to a real apiserver): it deploys
+// (rendered by Helm's engine, applied to a real apiserver): it deploys
 // into its listed namespace, and the apiserver refuses what lies outside.
 func TestAgentRBACIsEnough(t *testing.T) {
 	env := testenv.Start(t)
@@ -34,8 +34,12 @@ func TestAgentRBACIsEnough(t *testing.T) {
 	for _, ns := range []string{flotillav1.SystemNamespace, "team-a"} {
 		require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	}
-	for _, doc := range renderAgentTemplate(t, "rbac.yaml", map[string]any{"rbac": map[string]any{"create": true, "scope": "namespaces", "namespaces": []any{"team-a"}}}) {
-		u := &unstructured.Unstructured{Object: doc}
+	r, err := charts.Render(charts.Agent, flotillav1.SystemNamespace, map[string]any{"rbac": map[string]any{"scope": "namespaces", "namespaces": []any{"team-a"}}})
+	require.NoError(t, err)
+	for _, u := range r.Objects {
+		if u.GetKind() == "Deployment" || u.GetKind() == "CustomResourceDefinition" {
+			continue
+		}
 		require.NoError(t, c.Create(ctx, u), "apply %s %s", u.GetKind(), u.GetName())
 	}
 	// The ServiceAccount's identity, as the apiserver sees it.

@@ -23,6 +23,7 @@ func main() {
 	var (
 		o                      agent.Options
 		metricsAddr, probeAddr string
+		leaderElect            bool
 	)
 	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", flotillav1.SystemNamespace), "namespace whose Applications this agent syncs")
 	flag.StringVar(&o.Identity, "identity", envOr("POD_NAME", "flotilla-agent"), "holder identity written to the heartbeat Lease")
@@ -37,6 +38,7 @@ func main() {
 	flag.DurationVar(&o.HeartbeatEvery, "heartbeat-interval", 10*time.Second, "how often to renew the heartbeat Lease")
 	var watchNamespaces string
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces the agent may deploy to (its RBAC scope); empty means the whole cluster")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "run with leader election, for more than one replica (one applies, the others stand by)")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	zopts := zap.Options{}
@@ -69,6 +71,9 @@ func main() {
 	opts := agent.ManagerOptions(o.Namespace, scheme)
 	opts.Metrics = metricsserver.Options{BindAddress: metricsAddr}
 	opts.HealthProbeBindAddress = probeAddr
+	opts.LeaderElection = leaderElect
+	opts.LeaderElectionID = "flotilla-agent-leader"
+	opts.LeaderElectionNamespace = o.Namespace
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		log.Error(err, "Create manager")
