@@ -7,6 +7,11 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 
 	"github.com/flotilla-dev/flotilla/internal/version"
 )
@@ -39,18 +44,77 @@ func NewRootCommand(s Streams) *cobra.Command {
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(newGenerateCommand(s), newVersionCommand(s))
+	root.AddCommand(newInstallCommand(s), newUninstallCommand(s), newClusterCommand(s), newStatusCommand(s),
+		newGenerateCommand(s), newDiffCommand(s), newVersionCommand(s))
 	return root
 }
 
+type versionOptions struct {
+	hubOptions
+	namespace  string
+	clientOnly bool
+}
+
+// Versions is `flotilla version -o json`.
+type Versions struct {
+	Client string `json:"clientVersion"`
+	Hub    string `json:"hubVersion,omitempty"`
+}
+
 func newVersionCommand(s Streams) *cobra.Command {
-	return &cobra.Command{
+	o := &versionOptions{}
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the client version",
+		Short: "Print the client and hub versions",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintf(s.Out, "Client Version: %s\n", version.Version)
-			return err
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.output, "table", "json", "yaml"); err != nil {
+				return err
+			}
+			v := Versions{Client: version.Version}
+			var hubErr error
+			if !o.clientOnly {
+				v.Hub, hubErr = o.hubVersion(cmd.Context())
+			}
+			var err error
+			switch o.output {
+			case "json":
+				err = printJSON(s.Out, v)
+			case "yaml":
+				err = printYAML(s.Out, v)
+			default:
+				_, err = fmt.Fprintf(s.Out, "Client Version: %s\n", v.Client)
+				if err == nil && v.Hub != "" {
+					_, err = fmt.Fprintf(s.Out, "Hub Version: %s\n", v.Hub)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			return hubErr
 		},
 	}
+	o.bind(cmd, "table, json or yaml")
+	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", flotillav1.SystemNamespace, "namespace of the hub")
+	cmd.Flags().BoolVar(&o.clientOnly, "client", false, "print the client version only (no hub needed)")
+	return cmd
+}
+
+// hubVersion reads the version label of the hub's Deployment.
+func (o *versionOptions) hubVersion(ctx context.Context) (string, error) {
+	hub, err := o.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	d := &appsv1.Deployment{}
+	if err := hub.client.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: "flotilla-hub"}, d); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "unknown (no flotilla-hub Deployment in " + o.namespace + ": the hub runs elsewhere)", nil
+		}
+		return "", fmt.Errorf("read the hub Deployment: %w", err)
+	}
+	if v := d.Labels["app.kubernetes.io/version"]; v != "" {
+		return v, nil
+	}
+	return "unknown", nil
 }

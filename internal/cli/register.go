@@ -1,0 +1,408 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/charts"
+	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/internal/kube"
+)
+
+const (
+	// hubTokenLabel marks the Secrets the hub's tokens are bound to: deleting
+	// one revokes its token.
+	hubTokenLabel = "flotilla.dev/hub-token"
+	// kubeconfigKey is the key of the kubeconfig in the hub Secret.
+	kubeconfigKey = "value"
+	agentModeDeployment = "deployment"
+	agentModeLocal      = "local"
+)
+
+// clusterTarget addresses a spoke (--kubeconfig/--context, as for
+// `argocd cluster add` and `clusteradm join`) and the hub
+// (--hub-kubeconfig/--hub-context, by default the same kubeconfig file's
+// current context).
+type clusterTarget struct {
+	spoke, hub     kubeFlags
+	agentNamespace string
+	timeout        time.Duration
+}
+
+func (t *clusterTarget) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	t.spoke.bind(f, "", "the cluster being registered")
+	t.hub.bind(f, "hub-", "the hub (default: --kubeconfig's current context)")
+	f.StringVar(&t.agentNamespace, "agent-namespace", flotillav1.SystemNamespace, "namespace of the agent on the cluster")
+	f.DurationVar(&t.timeout, "timeout", 3*time.Minute, "how long to wait")
+}
+
+func (t *clusterTarget) hubFlags() kubeFlags {
+	h := t.hub
+	if h.kubeconfig == "" {
+		h.kubeconfig = t.spoke.kubeconfig
+	}
+	return h
+}
+
+type registerOptions struct {
+	clusterTarget
+	labels    string
+	server    string
+	agentMode string
+	values    chartValues
+	tokenTTL  time.Duration
+	wait      bool
+}
+
+func newClusterRegisterCommand(s Streams) *cobra.Command {
+	o := &registerOptions{}
+	cmd := &cobra.Command{
+		Use:   "register NAME --context SPOKE_CONTEXT [--labels k=v,...]",
+		Short: "Add a cluster to the fleet: install the agent there and a MemberCluster on the hub",
+		Long: `Register a cluster with the hub.
+
+On the cluster (--kubeconfig/--context) it installs the Application CRD, the
+agent's namespace, ServiceAccount, RBAC and Deployment (the flotilla-agent
+chart built into this binary), and an identity for the hub: a ServiceAccount
+whose only rights are a Role on Applications, Leases and Events in the
+agent's namespace, with a token bound to a Secret there.
+
+On the hub (--hub-kubeconfig/--hub-context; by default the current context of
+the same kubeconfig) it stores a kubeconfig for that token in a Secret in
+flotilla-system and creates the MemberCluster, then waits until the hub
+reports it Ready.
+
+Running it again updates everything and rotates the hub's token (the old
+one is revoked once the hub has the new one).`,
+		Example: `  flotilla cluster register prod-eu-1 --context prod-eu-1 --labels env=prod,region=eu
+  flotilla cluster register dev --kubeconfig dev.yaml --context dev --hub-kubeconfig ~/.kube/config --hub-context hub
+  flotilla cluster register kind-1 --context kind-1 --server https://kind-1-control-plane:6443   # the hub sees it under another name`,
+		Args: exactlyOneName("cluster"),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), s, args[0]) },
+	}
+	o.clusterTarget.bind(cmd)
+	f := cmd.Flags()
+	f.StringVarP(&o.labels, "labels", "l", "", "MemberCluster labels, comma-separated key=value pairs (clusters generators select on them)")
+	f.StringVar(&o.server, "server", "", "API server URL the hub should use (default: the one in --kubeconfig)")
+	f.StringVar(&o.agentMode, "agent-mode", agentModeDeployment, "deployment: run the agent as a Deployment on the cluster; local: install everything but the Deployment (you run flotilla-agent yourself, as the sandbox does)")
+	f.StringVar(&o.values.image, "agent-image", "", "agent image (repository[:tag]); default ghcr.io/flotilla-dev/flotilla-agent at this CLI's version")
+	o.values.bind(f, "agent")
+	f.DurationVar(&o.tokenTTL, "token-ttl", 365*24*time.Hour, "lifetime of the hub's token on the cluster (re-run register to rotate it)")
+	f.BoolVar(&o.wait, "wait", true, "wait until the hub reports the cluster Ready")
+	return cmd
+}
+
+func exactlyOneName(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("%s needs exactly one %s name, got %d: see '%s --help'", cmd.CommandPath(), what, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+// validateClusterName checks a MemberCluster name up front.
+func validateClusterName(name string) error {
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		return fmt.Errorf("invalid cluster name %q: %s", name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// parseLabels parses k=v,k2=v2 and validates every key and value.
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok {
+			return nil, fmt.Errorf("invalid label %q: labels are key=value pairs, e.g. --labels env=prod,region=eu", pair)
+		}
+		if err := validateLabel(k, v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func validateLabel(k, v string) error {
+	if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+		return fmt.Errorf("invalid label key %q: %s", k, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+		return fmt.Errorf("invalid label value %q for %s: %s", v, k, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (o *registerOptions) run(ctx context.Context, s Streams, name string) error {
+	// Everything that can be checked is checked before anything is written.
+	if err := validateClusterName(name); err != nil {
+		return err
+	}
+	labels, err := parseLabels(o.labels)
+	if err != nil {
+		return err
+	}
+	if o.agentMode != agentModeDeployment && o.agentMode != agentModeLocal {
+		return fmt.Errorf("--agent-mode %q: use deployment or local", o.agentMode)
+	}
+	if o.spoke.context == "" {
+		return fmt.Errorf("--context is required: the kubeconfig context of the cluster to register (see 'kubectl config get-contexts')")
+	}
+	vals, err := o.values.values(true)
+	if err != nil {
+		return err
+	}
+	mergeMaps(vals, map[string]any{"deployment": map[string]any{"create": o.agentMode == agentModeDeployment}})
+	agentChart, err := charts.Render(charts.Agent, o.agentNamespace, vals)
+	if err != nil {
+		return err
+	}
+	hub, err := o.hubFlags().connect(ctx, "the hub", cliScheme())
+	if err != nil {
+		return err
+	}
+	if err := requireHub(ctx, hub); err != nil {
+		return err
+	}
+	spoke, err := o.spoke.connect(ctx, "cluster "+name, cliScheme())
+	if err != nil {
+		return err
+	}
+	server := o.server
+	if server == "" {
+		server = spoke.config.Host
+	}
+	if err := checkNameFree(ctx, hub, name, server, o.agentNamespace); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(s.ErrOut, "Registering cluster %s (context %q, %s) with the hub (context %q)\n", name, spoke.context, server, hub.context)
+	fmt.Fprintf(s.ErrOut, "On cluster %s: installing the agent (%s mode) into %s\n", name, o.agentMode, o.agentNamespace)
+	objs := append([]*unstructured.Unstructured{namespaceObject(o.agentNamespace)}, agentChart.Objects...)
+	if err := applyAll(ctx, spoke, objs, s.ErrOut); err != nil {
+		return err
+	}
+	kubeconfig, oldTokens, err := o.issueHubToken(ctx, spoke, server)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.ErrOut, "  issued a token for ServiceAccount %s/flotilla-hub (valid %s)\n", o.agentNamespace, o.tokenTTL)
+
+	fmt.Fprintf(s.ErrOut, "On the hub: storing the kubeconfig and creating MemberCluster %s\n", name)
+	secretName := "cluster-" + name + "-kubeconfig"
+	secret := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: flotillav1.SystemNamespace, Labels: map[string]string{flotillav1.LabelCluster: name, "app.kubernetes.io/managed-by": "flotilla"}},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{kubeconfigKey: kubeconfig},
+	}
+	if err := kube.Apply(ctx, hub.client, secret, fieldManager); err != nil {
+		return fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", flotillav1.SystemNamespace, secretName, err)
+	}
+	fmt.Fprintf(s.ErrOut, "  applied Secret %s/%s\n", flotillav1.SystemNamespace, secretName)
+	mc := &flotillav1.MemberCluster{
+		TypeMeta:   metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "MemberCluster"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: secretName, Key: kubeconfigKey},
+			AgentNamespace: o.agentNamespace},
+	}
+	if err := kube.Apply(ctx, hub.client, mc, fieldManager); err != nil {
+		return fmt.Errorf("apply MemberCluster %s on the hub: %w", name, err)
+	}
+	fmt.Fprintf(s.ErrOut, "  applied MemberCluster %s\n", name)
+	// The hub holds the new token: revoke the old ones.
+	for i := range oldTokens {
+		if err := client.IgnoreNotFound(spoke.client.Delete(ctx, &oldTokens[i])); err != nil {
+			return fmt.Errorf("revoke the previous hub token (Secret %s/%s on cluster %s): %w", oldTokens[i].Namespace, oldTokens[i].Name, name, err)
+		}
+		fmt.Fprintf(s.ErrOut, "  revoked the previous hub token (Secret %s)\n", oldTokens[i].Name)
+	}
+	if o.wait {
+		if err := waitClusterReady(ctx, hub, name, o.timeout, s); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(s.Out, "Cluster %s is registered.\n", name)
+	if o.agentMode == agentModeLocal {
+		fmt.Fprintf(s.Out, "\nStart its agent (local mode):\n  flotilla-agent --kubeconfig %s --context %s --namespace %s\n", o.spoke.source(), spoke.context, o.agentNamespace)
+	}
+	fmt.Fprintf(s.Out, `
+Next:
+  flotilla cluster list                      # READY and AGENT columns
+  flotilla cluster label %s env=prod    # clusters generators select on labels
+  flotilla status                            # every ApplicationSet's rollout
+`, name)
+	return nil
+}
+
+// checkNameFree refuses to reuse a name for another API server, or to
+// register one API server+namespace twice under two names.
+func checkNameFree(ctx context.Context, hub *conn, name, server, agentNamespace string) error {
+	list := &flotillav1.MemberClusterList{}
+	if err := hub.client.List(ctx, list); err != nil {
+		return fmt.Errorf("list MemberClusters on the hub: %w", err)
+	}
+	for i := range list.Items {
+		mc := &list.Items[i]
+		registered := registeredServer(ctx, hub, mc)
+		ns := mc.Spec.AgentNamespace
+		if ns == "" {
+			ns = flotillav1.SystemNamespace
+		}
+		switch {
+		case mc.Name == name && registered != "" && registered != server:
+			return fmt.Errorf("cluster %s is already registered with server %s, not %s: unregister it first ('flotilla cluster unregister %s') or pick another name", name, registered, server, name)
+		case mc.Name != name && registered == server && ns == agentNamespace:
+			return fmt.Errorf("server %s (namespace %s) is already registered as cluster %s: use that name, or another --agent-namespace", server, ns, mc.Name)
+		}
+	}
+	return nil
+}
+
+// registeredServer is the server a MemberCluster's kubeconfig points at.
+func registeredServer(ctx context.Context, hub *conn, mc *flotillav1.MemberCluster) string {
+	secret := &corev1.Secret{}
+	if err := hub.client.Get(ctx, client.ObjectKey{Namespace: flotillav1.SystemNamespace, Name: mc.Spec.KubeconfigSecretRef.Name}, secret); err == nil {
+		key := mc.Spec.KubeconfigSecretRef.Key
+		if key == "" {
+			key = kubeconfigKey
+		}
+		if cfg, err := clientcmd.Load(secret.Data[key]); err == nil {
+			if c, ok := cfg.Contexts[cfg.CurrentContext]; ok && cfg.Clusters[c.Cluster] != nil {
+				return cfg.Clusters[c.Cluster].Server
+			}
+		}
+	}
+	return mc.Status.Server
+}
+
+// issueHubToken binds a new token of the hub's ServiceAccount to a new
+// Secret (deleting that Secret revokes the token), checks that it works, and
+// returns a kubeconfig for it plus the previous binding Secrets.
+func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server string) ([]byte, []corev1.Secret, error) {
+	ns := o.agentNamespace
+	old := &corev1.SecretList{}
+	if err := spoke.client.List(ctx, old, client.InNamespace(ns), client.HasLabels{hubTokenLabel}); err != nil {
+		return nil, nil, fmt.Errorf("list hub token Secrets on %s: %w", spoke.what, err)
+	}
+	binding := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "flotilla-hub-token-", Namespace: ns,
+		Labels: map[string]string{hubTokenLabel: "true", "app.kubernetes.io/managed-by": "flotilla"}}, Type: corev1.SecretTypeOpaque}
+	if err := spoke.client.Create(ctx, binding); err != nil {
+		return nil, nil, fmt.Errorf("create the hub token's Secret on %s: %w", spoke.what, err)
+	}
+	cs, err := kubernetes.NewForConfig(spoke.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "flotilla-hub", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: ptr.To(int64(o.tokenTTL.Seconds())),
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Secret", APIVersion: "v1", Name: binding.Name, UID: binding.UID},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		_ = spoke.client.Delete(ctx, binding)
+		return nil, nil, fmt.Errorf("request a token for ServiceAccount %s/flotilla-hub on %s: %w", ns, spoke.what, err)
+	}
+	ca := spoke.config.CAData
+	if len(ca) == 0 && spoke.config.CAFile != "" {
+		if ca, err = os.ReadFile(spoke.config.CAFile); err != nil {
+			return nil, nil, fmt.Errorf("read the CA of %s: %w", spoke.what, err)
+		}
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["spoke"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca, InsecureSkipTLSVerify: spoke.config.Insecure, TLSServerName: spoke.config.ServerName}
+	kc.AuthInfos["flotilla-hub"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kc.Contexts["spoke"] = &clientcmdapi.Context{Cluster: "spoke", AuthInfo: "flotilla-hub", Namespace: ns}
+	kc.CurrentContext = "spoke"
+	raw, err := clientcmd.Write(*kc)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The token must work, with exactly the hub's rights, before the hub gets it.
+	if o.server == "" {
+		if err := checkHubToken(ctx, raw, ns); err != nil {
+			_ = spoke.client.Delete(ctx, binding)
+			return nil, nil, fmt.Errorf("the new hub token does not work on %s: %w", spoke.what, err)
+		}
+	}
+	return raw, old.Items, nil
+}
+
+func checkHubToken(ctx context.Context, kubeconfig []byte, ns string) error {
+	cfg, _, err := remote.ParseKubeconfig(kubeconfig, false, remote.DefaultLimits)
+	if err != nil {
+		return err
+	}
+	var last error
+	// A fresh ServiceAccount and RoleBinding take a moment to be honoured.
+	_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = tryHubToken(ctx, cfg, ns)
+		return last == nil, nil
+	})
+	return last
+}
+
+func tryHubToken(ctx context.Context, cfg *rest.Config, ns string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := cs.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		return fmt.Errorf("list Leases in %s: %w", ns, err)
+	}
+	return nil
+}
+
+// waitClusterReady waits for the hub's Ready condition, printing changes.
+func waitClusterReady(ctx context.Context, hub *conn, name string, timeout time.Duration, s Streams) error {
+	last := ""
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		mc := &flotillav1.MemberCluster{}
+		if err := hub.client.Get(ctx, client.ObjectKey{Name: name}, mc); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		c := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionReady)
+		msg := "  waiting for the hub to probe the cluster"
+		if c != nil {
+			msg = fmt.Sprintf("  Ready=%s %s: %s", c.Status, c.Reason, c.Message)
+		}
+		if msg != last {
+			fmt.Fprintln(s.ErrOut, msg)
+			last = msg
+		}
+		return c != nil && c.Status == metav1.ConditionTrue, nil
+	})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("MemberCluster %s disappeared while waiting", name)
+		}
+		return fmt.Errorf("cluster %s is not Ready after %s (%s): is the hub running? check 'kubectl -n %s get deploy flotilla-hub' and 'kubectl describe membercluster %s'",
+			name, timeout, strings.TrimSpace(last), flotillav1.SystemNamespace, name)
+	}
+	return nil
+}
