@@ -34,7 +34,7 @@ const (
 	// one revokes its token.
 	hubTokenLabel = "flotilla.dev/hub-token"
 	// kubeconfigKey is the key of the kubeconfig in the hub Secret.
-	kubeconfigKey = "value"
+	kubeconfigKey       = "value"
 	agentModeDeployment = "deployment"
 	agentModeLocal      = "local"
 )
