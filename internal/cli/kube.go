@@ -98,6 +98,7 @@ func (k kubeFlags) connect(ctx context.Context, what string, scheme *runtime.Sch
 		return nil, fmt.Errorf("kubeconfig context %q for %s: %w", name, what, err)
 	}
 	cfg.QPS, cfg.Burst = 50, 100
+	cfg.Host = strings.TrimSuffix(cfg.Host, "/")
 	if err := reachable(ctx, cfg, what); err != nil {
 		return nil, err
 	}

@@ -295,7 +295,7 @@ func registeredServer(ctx context.Context, hub *conn, mc *flotillav1.MemberClust
 		}
 		if cfg, err := clientcmd.Load(secret.Data[key]); err == nil {
 			if c, ok := cfg.Contexts[cfg.CurrentContext]; ok && cfg.Clusters[c.Cluster] != nil {
-				return cfg.Clusters[c.Cluster].Server
+				return strings.TrimSuffix(cfg.Clusters[c.Cluster].Server, "/")
 			}
 		}
 	}

@@ -48,6 +48,7 @@ type Env struct {
 type options struct {
 	crds     []*apiextensionsv1.CustomResourceDefinition
 	crdPaths []string
+	bare     bool
 }
 
 // Option changes how Start builds the environment.
@@ -56,6 +57,12 @@ type Option func(*options)
 // WithCRDs installs extra CRDs (for example Cluster API's) next to Flotilla's.
 func WithCRDs(crds ...*apiextensionsv1.CustomResourceDefinition) Option {
 	return func(o *options) { o.crds = append(o.crds, crds...) }
+}
+
+// WithoutFlotillaCRDs starts a bare apiserver, as a cluster looks before
+// `flotilla install` or `flotilla cluster register`.
+func WithoutFlotillaCRDs() Option {
+	return func(o *options) { o.bare = true }
 }
 
 // WithCRDPaths installs extra CRDs from YAML files or directories.
@@ -92,6 +99,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	crds, err := charts.HubCRDs()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
+	}
+	if o.bare {
+		crds = nil
 	}
 	scheme := Scheme()
 	te := &envtest.Environment{
