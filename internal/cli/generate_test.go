@@ -115,7 +115,7 @@ func TestGenerate(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out, _, code := run(t, "", "version")
+	out, _, code := run(t, "", "version", "--client")
 	require.Equal(t, 0, code)
 	assert.Equal(t, "Client Version: dev\n", out)
 }

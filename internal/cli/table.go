@@ -30,16 +30,19 @@ func (t *table) write(w io.Writer) error {
 	}
 	var b strings.Builder
 	line := func(r []string, head bool) {
+		var l strings.Builder
 		for i, c := range r {
 			cell := c
 			if !head && t.paint[i] {
 				cell = t.colour.word(c)
 			}
-			b.WriteString(cell)
+			l.WriteString(cell)
 			if i < len(r)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+3))
+				l.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+3))
 			}
 		}
+		// No trailing blanks when the last cells are empty.
+		b.WriteString(strings.TrimRight(l.String(), " "))
 		b.WriteString("\n")
 	}
 	line(t.header, true)
