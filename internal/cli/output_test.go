@@ -102,7 +102,9 @@ func TestOutputGolden(t *testing.T) {
 	}{
 		{"cluster-list.txt", func(b *bytes.Buffer) error { return printClusters(b, "table", fixtureClusters(), now, palette{}) }},
 		{"cluster-list-wide.txt", func(b *bytes.Buffer) error { return printClusters(b, "wide", fixtureClusters(), now, palette{}) }},
-		{"cluster-list-colour.txt", func(b *bytes.Buffer) error { return printClusters(b, "table", fixtureClusters(), now, palette{on: true}) }},
+		{"cluster-list-colour.txt", func(b *bytes.Buffer) error {
+			return printClusters(b, "table", fixtureClusters(), now, palette{on: true})
+		}},
 		{"cluster-list.json", func(b *bytes.Buffer) error { return printClusters(b, "json", fixtureClusters(), now, palette{}) }},
 		{"cluster-list-empty.txt", func(b *bytes.Buffer) error { return printClusters(b, "table", nil, now, palette{}) }},
 		{"status.txt", func(b *bytes.Buffer) error { return printFleet(b, "table", fleetOf(fixtureSets()), palette{}) }},
