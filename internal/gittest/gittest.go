@@ -38,7 +38,11 @@ type Server struct {
 
 // Start serves bare repositories under root (created if missing); work is a
 // scratch folder for working trees. Call Close when done.
-func Start(root, work string) (*Server, error) {
+func Start(root, work string) (*Server, error) { return StartAt(root, work, "") }
+
+// StartAt is Start on a given 127.0.0.1 address ("" picks a free port), so
+// a stopped server can come back where its clients expect it.
+func StartAt(root, work, addr string) (*Server, error) {
 	gitPath, err := exec.LookPath("git")
 	if err != nil {
 		return nil, fmt.Errorf("git is needed to serve repositories: %w", err)
@@ -48,7 +52,10 @@ func Start(root, work string) (*Server, error) {
 			return nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on 127.0.0.1: %w", err)
 	}

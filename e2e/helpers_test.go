@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/e2e/framework"
+)
+
+// eventually polls cond every 500ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	last := ""
+	for time.Since(start) < timeout {
+		ok, msg := cond()
+		if ok {
+			return time.Since(start)
+		}
+		last = msg
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s: not after %s; last: %s", what, timeout, last)
+	return 0
+}
+
+// appsOf lists a set's hub Applications by name.
+func appsOf(t *testing.T, f *framework.Fleet, ns, set string) map[string]flotillav1.Application {
+	t.Helper()
+	list := &flotillav1.ApplicationList{}
+	if err := f.Hub.Client.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{flotillav1.LabelApplicationSet: set}); err != nil {
+		t.Fatalf("list Applications: %v", err)
+	}
+	out := map[string]flotillav1.Application{}
+	for _, a := range list.Items {
+		out[a.Name] = a
+	}
+	return out
+}
+
+// allHealthyAt reports whether the set has want Applications, all Synced
+// and Healthy at rev ("" = any revision).
+func allHealthyAt(t *testing.T, f *framework.Fleet, ns, set string, want int, rev string) (bool, string) {
+	apps := appsOf(t, f, ns, set)
+	var bad []string
+	for name, a := range apps {
+		if a.Status.Health.Status != flotillav1.HealthHealthy || a.Status.Sync.Status != flotillav1.SyncStatusSynced || (rev != "" && a.Status.Sync.Revision != rev) {
+			bad = append(bad, fmt.Sprintf("%s=%s/%s@%.7s", name, a.Status.Sync.Status, a.Status.Health.Status, a.Status.Sync.Revision))
+		}
+	}
+	sort.Strings(bad)
+	return len(apps) == want && len(bad) == 0, fmt.Sprintf("%d/%d apps; not ready: %s", len(apps), want, strings.Join(bad, " "))
+}
+
+func conditionOf(conds []metav1.Condition, typ string) metav1.Condition {
+	if c := apimeta.FindStatusCondition(conds, typ); c != nil {
+		return *c
+	}
+	return metav1.Condition{Type: typ, Status: metav1.ConditionUnknown}
+}
