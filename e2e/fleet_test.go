@@ -2,45 +2,234 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/e2e/framework"
 )
 
-// TestListGenerator2x3: a list generator with 2 clusters × 3 apps; every
-// app turns Healthy on its cluster at the commit pushed.
+var threeApps = []string{"guestbook", "podinfo", "redis"}
+
+// Scenario 1: a list generator with 2 clusters × 3 apps; every app turns
+// Healthy on its cluster at the commit pushed, and `flotilla status` says so.
 func TestListGenerator2x3(t *testing.T) {
 	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, rev, err := f.SampleRepo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := `apiVersion: flotilla.dev/v1alpha1
-kind: ApplicationSet
-metadata: {name: list, namespace: default}
-spec:
-  generators:
-  - matrix:
-      generators:
-      - list: {elements: [{cluster: spoke-1}, {cluster: spoke-2}]}
-      - list: {elements: [{app: guestbook}, {app: podinfo}, {app: redis}]}
-  template:
-    metadata: {name: '{{ .cluster }}-{{ .app }}'}
-    spec:
-      source: {repoURL: ` + repo.URL + `, targetRevision: main, path: 'apps/{{ .app }}'}
-      destination: {cluster: '{{ .cluster }}', namespace: '{{ .app }}'}
-      syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
-`
-	if err := f.ApplyYAML(ctx, "list", set); err != nil {
-		t.Fatal(err)
-	}
+	check(t, err)
+	check(t, f.ApplyYAML(ctx, "list", listSet("list", repo.URL, []string{"spoke-1", "spoke-2"}, threeApps, "")))
 	took := eventually(t, 2*time.Minute, "6 Applications Healthy at "+rev[:7], func() (bool, string) { return allHealthyAt(t, f, "default", "list", 6, rev) })
 	t.Logf("2 clusters × 3 apps Healthy in %s", took)
-	out, err := f.Flotilla(ctx, "status")
-	if err != nil {
-		t.Fatal(err)
+	for _, spoke := range []string{"spoke-1", "spoke-2"} {
+		for _, app := range threeApps {
+			d := deployment(t, f.Spokes[spoke], app, app)
+			if d == nil || d.Status.AvailableReplicas != 2 {
+				t.Fatalf("%s on %s: deployment not available: %+v", app, spoke, d)
+			}
+		}
 	}
-	t.Log("\n" + out)
+	out, err := f.Flotilla(ctx, "status")
+	check(t, err)
+	if !strings.Contains(out, "6/6 on "+rev[:7]) {
+		t.Fatalf("flotilla status does not show the rollout:\n%s", out)
+	}
+}
+
+// Scenario 2: add a cluster, both ways — a new list element, and labelling
+// a registered MemberCluster so that a clusters generator selects it. Every
+// app of every matching set lands there and turns Healthy.
+func TestAddCluster(t *testing.T) {
+	f := framework.StartT(t, []string{"spoke-1", "spoke-2", "spoke-3"})
+	ctx := context.Background()
+	tenApps := make([]string, 10)
+	for i := range tenApps {
+		tenApps[i] = fmt.Sprintf("app-%02d", i)
+	}
+	repo, err := f.Git.CreateRepo("fleet")
+	check(t, err)
+	rev, err := repo.Commit(framework.SampleFiles(append(tenApps, threeApps...), "v1"), "apps")
+	check(t, err)
+
+	t.Run("a new list element", func(t *testing.T) {
+		check(t, f.ApplyYAML(ctx, "list", listSet("list", repo.URL, []string{"spoke-1"}, threeApps, "")))
+		eventually(t, 2*time.Minute, "3 apps on spoke-1", func() (bool, string) { return allHealthyAt(t, f, "default", "list", 3, rev) })
+		start := time.Now()
+		check(t, f.ApplyYAML(ctx, "list", listSet("list", repo.URL, []string{"spoke-1", "spoke-2"}, threeApps, "")))
+		eventually(t, 2*time.Minute, "3 more apps on spoke-2", func() (bool, string) { return allHealthyAt(t, f, "default", "list", 6, rev) })
+		t.Logf("ADD-CLUSTER list element: 3 apps Healthy on the new cluster in %s", time.Since(start).Round(10*time.Millisecond))
+	})
+
+	t.Run("labelling a registered cluster", func(t *testing.T) {
+		var docs []string
+		for i, set := range [][]string{tenApps[:5], tenApps[5:]} {
+			// Two sets select env=prod: every app of both must land.
+			doc := strings.Replace(framework.SampleAppSet(fmt.Sprintf("prod-%d", i), "default", repo.URL, "prod"), "directories: [{path: 'apps/*'}]",
+				"directories: [{path: 'apps/app-0*'}]", 1)
+			doc += fmt.Sprintf("  # apps %v\n", set)
+			docs = append(docs, strings.Replace(doc, "{{ .name }}-{{ .path.basename }}'}", "{{ .name }}-{{ .path.basename }}-"+fmt.Sprint(i)+"'}", 1))
+		}
+		// Set 0 takes app-00..04, set 1 app-05..09 (selector on the path).
+		docs[0] = strings.Replace(docs[0], "directories: [{path: 'apps/app-0*'}]", "directories: [{path: 'apps/app-0[0-4]'}]", 1)
+		docs[1] = strings.Replace(docs[1], "directories: [{path: 'apps/app-0*'}]", "directories: [{path: 'apps/app-0[5-9]'}]", 1)
+		for i, d := range docs {
+			check(t, f.ApplyYAML(ctx, fmt.Sprintf("prod-%d", i), d))
+		}
+		mustOut(t)(f.Flotilla(ctx, "cluster", "label", "spoke-3", "env=prod"))
+		eventually(t, 2*time.Minute, "10 apps on spoke-3", func() (bool, string) {
+			ok0, m0 := allHealthyAt(t, f, "default", "prod-0", 5, rev)
+			ok1, m1 := allHealthyAt(t, f, "default", "prod-1", 5, rev)
+			return ok0 && ok1, m0 + " | " + m1
+		})
+		// Now the measured part: a second registered cluster joins by label.
+		start := time.Now()
+		mustOut(t)(f.Flotilla(ctx, "cluster", "label", "spoke-2", "env=prod"))
+		eventually(t, 2*time.Minute, "10 apps on spoke-2", func() (bool, string) {
+			ok0, m0 := allHealthyAt(t, f, "default", "prod-0", 10, rev)
+			ok1, m1 := allHealthyAt(t, f, "default", "prod-1", 10, rev)
+			return ok0 && ok1, m0 + " | " + m1
+		})
+		t.Logf("ADD-CLUSTER label: 10 apps (2 sets) Healthy on the new cluster in %s", time.Since(start).Round(10*time.Millisecond))
+		for _, app := range tenApps {
+			if d := deployment(t, f.Spokes["spoke-2"], app, app); d == nil || d.Status.AvailableReplicas != 2 {
+				t.Fatalf("%s not available on spoke-2", app)
+			}
+		}
+	})
+}
+
+// Scenario 3: removing a cluster from the list deletes its apps from it,
+// unless the set is create-only (the Application stays) or the template
+// preserves resources on deletion (the workload stays).
+func TestRemoveCluster(t *testing.T) {
+	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	ctx := context.Background()
+	repo, rev, err := f.SampleRepo()
+	check(t, err)
+	both, one := []string{"spoke-1", "spoke-2"}, []string{"spoke-1"}
+	createOnly := "  syncPolicy: {applicationsSync: create-only}\n"
+	preserve := "  templatePatch: |\n    spec: {syncPolicy: {preserveResourcesOnDeletion: true}}\n"
+	sets := map[string]func([]string) string{
+		"plain":       func(c []string) string { return listSet("plain", repo.URL, c, []string{"guestbook"}, "") },
+		"create-only": func(c []string) string { return listSet("create-only", repo.URL, c, []string{"podinfo"}, createOnly) },
+		"preserve":    func(c []string) string { return listSet("preserve", repo.URL, c, []string{"redis"}, preserve) },
+	}
+	for name, doc := range sets {
+		check(t, f.ApplyYAML(ctx, name, doc(both)))
+	}
+	for name := range sets {
+		eventually(t, 2*time.Minute, name+" on both clusters", func() (bool, string) { return allHealthyAt(t, f, "default", name, 2, rev) })
+	}
+	for name, doc := range sets {
+		check(t, f.ApplyYAML(ctx, name, doc(one)))
+	}
+	s2 := f.Spokes["spoke-2"]
+	eventually(t, time.Minute, "guestbook removed from spoke-2", func() (bool, string) {
+		return deployment(t, s2, "guestbook", "guestbook") == nil && len(appsOf(t, f, "default", "plain")) == 1, "still there"
+	})
+	eventually(t, time.Minute, "redis's Application removed, its workload kept", func() (bool, string) {
+		return len(appsOf(t, f, "default", "preserve")) == 1, fmt.Sprint(len(appsOf(t, f, "default", "preserve")))
+	})
+	// Give the agent time to (wrongly) prune before checking what must stay.
+	time.Sleep(5 * time.Second)
+	if deployment(t, s2, "redis", "redis") == nil {
+		t.Fatal("preserveResourcesOnDeletion: redis was deleted from spoke-2")
+	}
+	if _, ok := appsOf(t, f, "default", "create-only")["spoke-2-podinfo"]; !ok {
+		t.Fatal("create-only: the set deleted spoke-2-podinfo")
+	}
+	if deployment(t, s2, "podinfo", "podinfo") == nil {
+		t.Fatal("create-only: podinfo was deleted from spoke-2")
+	}
+	if deployment(t, f.Spokes["spoke-1"], "guestbook", "guestbook") == nil {
+		t.Fatal("spoke-1 lost guestbook")
+	}
+}
+
+// Scenario 4: a commit changing the image tag rolls out everywhere, and the
+// set's status shows the rollout counts moving to the new revision.
+func TestGitCommitRollsOut(t *testing.T) {
+	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	ctx := context.Background()
+	repo, rev1, err := f.SampleRepo()
+	check(t, err)
+	check(t, f.ApplyYAML(ctx, "fleet", listSet("fleet", repo.URL, []string{"spoke-1", "spoke-2"}, threeApps, "")))
+	eventually(t, 2*time.Minute, "v1 everywhere", func() (bool, string) { return allHealthyAt(t, f, "default", "fleet", 6, rev1) })
+
+	files := map[string]string{}
+	for _, app := range threeApps {
+		files["apps/"+app+"/kustomization.yaml"] = framework.SampleKustomization(app, "v2")
+	}
+	rev2, err := repo.Commit(files, "Roll out v2")
+	check(t, err)
+	start := time.Now()
+	var seen []string
+	eventually(t, 2*time.Minute, "v2 everywhere", func() (bool, string) {
+		st := setStatus(t, f, "default", "fleet")
+		n := int32(0)
+		for _, r := range st.Revisions {
+			if r.Revision == rev2 {
+				n = r.Healthy
+			}
+		}
+		obs := fmt.Sprintf("%d/6", n)
+		if len(seen) == 0 || seen[len(seen)-1] != obs {
+			seen = append(seen, obs)
+		}
+		ok, msg := allHealthyAt(t, f, "default", "fleet", 6, rev2)
+		return ok && n == 6, msg
+	})
+	t.Logf("v2 Healthy on 6 Applications %s after the commit; rollout counts seen: %v", time.Since(start).Round(10*time.Millisecond), seen)
+	if len(seen) < 2 || seen[0] == "6/6" {
+		t.Fatalf("the set's status never showed the rollout moving: %v", seen)
+	}
+	for _, spoke := range []string{"spoke-1", "spoke-2"} {
+		for _, app := range threeApps {
+			d := deployment(t, f.Spokes[spoke], app, app)
+			if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.example/"+app+":v2" {
+				t.Fatalf("%s on %s runs %s", app, spoke, img)
+			}
+		}
+	}
+	out, err := f.Flotilla(ctx, "status", "fleet")
+	check(t, err)
+	if !strings.Contains(out, "6/6 on "+rev2[:7]) {
+		t.Fatalf("flotilla status fleet:\n%s", out)
+	}
+}
+
+// Scenario 5: a kubectl edit on a spoke is reverted with selfHeal, and shown
+// OutOfSync without it.
+func TestDrift(t *testing.T) {
+	f := framework.StartT(t, []string{"spoke-1"})
+	ctx := context.Background()
+	repo, rev, err := f.SampleRepo()
+	check(t, err)
+	check(t, f.ApplyYAML(ctx, "heal", listSet("heal", repo.URL, []string{"spoke-1"}, []string{"guestbook"}, "")))
+	check(t, f.ApplyYAML(ctx, "watch", strings.Replace(listSet("watch", repo.URL, []string{"spoke-1"}, []string{"podinfo"}, ""), "selfHeal: true", "selfHeal: false", 1)))
+	eventually(t, 2*time.Minute, "both Healthy", func() (bool, string) {
+		a, m1 := allHealthyAt(t, f, "default", "heal", 1, rev)
+		b, m2 := allHealthyAt(t, f, "default", "watch", 1, rev)
+		return a && b, m1 + m2
+	})
+	for _, app := range []string{"guestbook", "podinfo"} {
+		mustOut(t)(f.Kubectl(ctx, "--context", "spoke-1", "-n", app, "scale", "deployment", app, "--replicas=5"))
+	}
+	took := eventually(t, time.Minute, "guestbook scaled back to 2 (selfHeal)", func() (bool, string) {
+		d := deployment(t, f.Spokes["spoke-1"], "guestbook", "guestbook")
+		return *d.Spec.Replicas == 2, fmt.Sprint(*d.Spec.Replicas)
+	})
+	t.Logf("drift reverted in %s", took)
+	eventually(t, time.Minute, "podinfo shown OutOfSync on the hub", func() (bool, string) {
+		a := &flotillav1.Application{}
+		check(t, f.Hub.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "spoke-1-podinfo"}, a))
+		return a.Status.Sync.Status == flotillav1.SyncStatusOutOfSync, string(a.Status.Sync.Status)
+	})
+	if d := deployment(t, f.Spokes["spoke-1"], "podinfo", "podinfo"); *d.Spec.Replicas != 5 {
+		t.Fatalf("selfHeal off: podinfo was reverted to %d", *d.Spec.Replicas)
+	}
 }

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -66,4 +69,69 @@ func conditionOf(conds []metav1.Condition, typ string) metav1.Condition {
 		return *c
 	}
 	return metav1.Condition{Type: typ, Status: metav1.ConditionUnknown}
+}
+
+// deployment reads a Deployment on a spoke; nil when it does not exist.
+func deployment(t *testing.T, c *framework.Cluster, ns, name string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	err := c.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("get deployment %s/%s on %s: %v", ns, name, c.Name, err)
+	}
+	return d
+}
+
+// mustOut fails the test when a command fails.
+func mustOut(t *testing.T) func(string, error) string {
+	return func(out string, err error) string {
+		t.Helper()
+		check(t, err)
+		return out
+	}
+}
+
+func check(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listSet is a list generator over clusters × apps from the sample repo.
+func listSet(name, repoURL string, clusters, apps []string, extra string) string {
+	var cl, ap []string
+	for _, c := range clusters {
+		cl = append(cl, "{cluster: "+c+"}")
+	}
+	for _, a := range apps {
+		ap = append(ap, "{app: "+a+"}")
+	}
+	return fmt.Sprintf(`apiVersion: flotilla.dev/v1alpha1
+kind: ApplicationSet
+metadata: {name: %s, namespace: default}
+spec:
+  generators:
+  - matrix:
+      generators:
+      - list: {elements: [%s]}
+      - list: {elements: [%s]}
+  template:
+    metadata: {name: '{{ .cluster }}-{{ .app }}'}
+    spec:
+      source: {repoURL: %s, targetRevision: main, path: 'apps/{{ .app }}'}
+      destination: {cluster: '{{ .cluster }}', namespace: '{{ .app }}'}
+      syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
+%s`, name, strings.Join(cl, ", "), strings.Join(ap, ", "), repoURL, extra)
+}
+
+// setStatus reads an ApplicationSet's status.
+func setStatus(t *testing.T, f *framework.Fleet, ns, name string) flotillav1.ApplicationSetStatus {
+	t.Helper()
+	s := &flotillav1.ApplicationSet{}
+	check(t, f.Hub.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s))
+	return s.Status
 }
