@@ -224,6 +224,11 @@ func TestDrift(t *testing.T) {
 		return *d.Spec.Replicas == 2, fmt.Sprint(*d.Spec.Replicas)
 	})
 	t.Logf("drift reverted in %s", took)
+	eventually(t, 30*time.Second, "the correction is counted on the hub", func() (bool, string) {
+		a := &flotillav1.Application{}
+		check(t, f.Hub.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "spoke-1-guestbook"}, a))
+		return a.Status.DriftCorrections >= 1, fmt.Sprint(a.Status.DriftCorrections)
+	})
 	eventually(t, time.Minute, "podinfo shown OutOfSync on the hub", func() (bool, string) {
 		a := &flotillav1.Application{}
 		check(t, f.Hub.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "spoke-1-podinfo"}, a))

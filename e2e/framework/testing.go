@@ -86,6 +86,10 @@ func StartT(t testing.TB, spokes []string, opts ...func(*Options)) *Fleet {
 			t.Logf("fleet logs kept in %s", dir)
 			return
 		}
+		if os.Getenv("FLOTILLA_E2E_KEEP") != "" {
+			t.Logf("fleet logs kept in %s (FLOTILLA_E2E_KEEP)", dir)
+			return
+		}
 		_ = os.RemoveAll(dir)
 	})
 	if err != nil {

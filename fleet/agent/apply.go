@@ -283,7 +283,7 @@ func lastOtherManager(u *unstructured.Unstructured) string {
 	entries := u.GetManagedFields()
 	sort.SliceStable(entries, func(i, j int) bool { return timeOf(entries[i]).After(timeOf(entries[j])) })
 	for _, e := range entries {
-		if e.Subresource == "" && e.Manager != flotillav1.FieldManagerAgent {
+		if e.Subresource != "status" && e.Manager != flotillav1.FieldManagerAgent {
 			return e.Manager
 		}
 	}

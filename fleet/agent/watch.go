@@ -118,7 +118,15 @@ func changedByOther(o client.Object) bool {
 	var newest string
 	var newestTime int64 = -1
 	for _, e := range o.GetManagedFields() {
-		if e.Subresource != "" || e.Time == nil {
+		// Status writes are not drift; /scale (kubectl scale) is, and the
+		// apiserver records it without a time.
+		if e.Subresource == "status" {
+			continue
+		}
+		if e.Time == nil {
+			if e.Manager != flotillav1.FieldManagerAgent {
+				return true
+			}
 			continue
 		}
 		if t := e.Time.UnixNano(); t > newestTime || (t == newestTime && e.Manager != flotillav1.FieldManagerAgent) {
