@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -134,4 +135,18 @@ func setStatus(t *testing.T, f *framework.Fleet, ns, name string) flotillav1.App
 	s := &flotillav1.ApplicationSet{}
 	check(t, f.Hub.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s))
 	return s.Status
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// spokeApps lists the Applications delivered to a spoke.
+func spokeApps(t *testing.T, c *framework.Cluster) map[string]flotillav1.Application {
+	t.Helper()
+	list := &flotillav1.ApplicationList{}
+	check(t, c.Client.List(context.Background(), list, client.InNamespace(flotillav1.SystemNamespace)))
+	out := map[string]flotillav1.Application{}
+	for _, a := range list.Items {
+		out[a.Name] = a
+	}
+	return out
 }

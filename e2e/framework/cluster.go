@@ -101,7 +101,7 @@ func (f *Fleet) newCluster(name string, workloads bool) (*Cluster, error) {
 			"--kubeconfig=" + c.Kubeconfig, "--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
 			"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"}}
 		kwokArgs := []string{"--kubeconfig=" + c.Kubeconfig, "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-			"--node-ip=127.0.0.1", "--cidr=10.0.0.0/16", "--server-address=127.0.0.1:0"}
+			"--node-ip=127.0.0.1", "--cidr=10.0.0.0/16", "--server-address=127.0.0.1:0", "--node-lease-duration-seconds=40"}
 		stages, _ := filepath.Glob(filepath.Join(bin, "kwok-stages", "*.yaml"))
 		if len(stages) == 0 {
 			return nil, fmt.Errorf("no kwok stage files in %s: run 'make testbin'", bin)

@@ -33,7 +33,8 @@ func (e *Env) StartWorkloads(t testing.TB) {
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
 		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0")
 	kwokArgs := []string{"--kubeconfig=" + kubeconfig, "--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-ip=127.0.0.1", "--cidr=10.0.0.0/16"}
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-ip=127.0.0.1", "--cidr=10.0.0.0/16",
+		"--node-lease-duration-seconds=40"} // the heartbeat stage expects a node Lease; without it the node goes NotReady after ~50s
 	stages, _ := filepath.Glob(filepath.Join(bin, "kwok-stages", "*.yaml"))
 	if len(stages) == 0 {
 		t.Fatalf("testenv: no kwok stage files in %s: run 'make testbin'", bin)
