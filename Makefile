@@ -52,7 +52,12 @@ testbin: ## Build (or reuse) kube-apiserver, etcd, kube-controller-manager, kube
 
 .PHONY: test
 test: testbin ## Unit, envtest and e2e tests against real control planes
-	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) test -timeout $(GO_TEST_TIMEOUT) $(TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) test -timeout $(GO_TEST_TIMEOUT) $(TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
+	$(MAKE) --no-print-directory e2e
+
+.PHONY: e2e
+e2e: testbin ## End-to-end scenarios: a hub and spokes (real control planes), Git, flotilla-hub and flotilla-agent processes
+	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) test -timeout $(GO_TEST_TIMEOUT) -count=1 -v $(TEST_FLAGS) ./e2e/...
 
 .PHONY: help
 help:
