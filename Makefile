@@ -59,6 +59,21 @@ test: testbin ## Unit, envtest and e2e tests against real control planes
 e2e: testbin ## End-to-end scenarios: a hub and spokes (real control planes), Git, flotilla-hub and flotilla-agent processes
 	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) test -timeout $(GO_TEST_TIMEOUT) -count=1 -v $(TEST_FLAGS) ./e2e/...
 
+SANDBOX_CLUSTERS ?= 3
+
+.PHONY: demo
+demo: build testbin ## Start a local fleet (hub + 3 clusters, Git, hub and agents) and show every app Healthy
+	bin/flotilla sandbox up --clusters $(SANDBOX_CLUSTERS) --control-plane-bin "$$(hack/testbin.sh 2>/dev/null)" --bin-dir bin
+	@echo; echo '$$ flotilla status'
+	@bin/flotilla status --kubeconfig "$$(bin/flotilla sandbox kubeconfig)"
+	@echo; echo '$$ flotilla status sample'
+	@bin/flotilla status sample --kubeconfig "$$(bin/flotilla sandbox kubeconfig)"
+	@echo; echo 'Stop it with: bin/flotilla sandbox down'
+
+.PHONY: demo-down
+demo-down: ## Stop the local fleet
+	bin/flotilla sandbox down
+
 .PHONY: help
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'

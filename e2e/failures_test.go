@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/e2e/fleettest"
 	"github.com/flotilla-dev/flotilla/e2e/framework"
 )
 
@@ -52,7 +53,7 @@ func healthyAt(apps map[string]flotillav1.Application, rev string, want int) (bo
 // within the grace period, the other spoke keeps converging, and when the
 // apiserver is back the spoke converges with no manual step.
 func TestSpokeAPIServerKilled(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, rev1, err := f.SampleRepo()
 	check(t, err)
@@ -96,7 +97,7 @@ func TestSpokeAPIServerKilled(t *testing.T) {
 // to the set and a new commit): no Application is deleted or recreated, on
 // the hub or on a spoke, and the rollout completes.
 func TestHubRestartMidRollout(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, rev1, err := f.SampleRepo()
 	check(t, err)
@@ -136,7 +137,7 @@ func TestHubRestartMidRollout(t *testing.T) {
 // Scenario 8: the Git server goes down. Nothing is deleted anywhere, and
 // the set's condition says why; when it comes back everything converges.
 func TestGitServerDown(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, rev1, err := f.SampleRepo()
 	check(t, err)
@@ -188,7 +189,7 @@ func TestGitServerDown(t *testing.T) {
 // Scenario 9: one app has a manifest the apiserver rejects: only that app
 // is Degraded, with the apiserver's message; every other app is Healthy.
 func TestBrokenManifest(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, err := f.Git.CreateRepo("fleet")
 	check(t, err)

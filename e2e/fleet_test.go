@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/e2e/fleettest"
 	"github.com/flotilla-dev/flotilla/e2e/framework"
 )
 
@@ -18,7 +19,7 @@ var threeApps = []string{"guestbook", "podinfo", "redis"}
 // Scenario 1: a list generator with 2 clusters × 3 apps; every app turns
 // Healthy on its cluster at the commit pushed, and `flotilla status` says so.
 func TestListGenerator2x3(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, rev, err := f.SampleRepo()
 	check(t, err)
@@ -44,7 +45,7 @@ func TestListGenerator2x3(t *testing.T) {
 // a registered MemberCluster so that a clusters generator selects it. Every
 // app of every matching set lands there and turns Healthy.
 func TestAddCluster(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2", "spoke-3"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2", "spoke-3"})
 	ctx := context.Background()
 	tenApps := make([]string, 10)
 	for i := range tenApps {
@@ -106,7 +107,7 @@ func TestAddCluster(t *testing.T) {
 // unless the set is create-only (the Application stays) or the template
 // preserves resources on deletion (the workload stays).
 func TestRemoveCluster(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, rev, err := f.SampleRepo()
 	check(t, err)
@@ -153,7 +154,7 @@ func TestRemoveCluster(t *testing.T) {
 // Scenario 4: a commit changing the image tag rolls out everywhere, and the
 // set's status shows the rollout counts moving to the new revision.
 func TestGitCommitRollsOut(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1", "spoke-2"})
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
 	repo, rev1, err := f.SampleRepo()
 	check(t, err)
@@ -205,7 +206,7 @@ func TestGitCommitRollsOut(t *testing.T) {
 // Scenario 5: a kubectl edit on a spoke is reverted with selfHeal, and shown
 // OutOfSync without it.
 func TestDrift(t *testing.T) {
-	f := framework.StartT(t, []string{"spoke-1"})
+	f := fleettest.Start(t, []string{"spoke-1"})
 	ctx := context.Background()
 	repo, rev, err := f.SampleRepo()
 	check(t, err)

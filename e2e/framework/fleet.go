@@ -45,6 +45,8 @@ type Options struct {
 	ControlPlaneBin string
 	// FlotillaBin holds flotilla, flotilla-hub and flotilla-agent.
 	FlotillaBin string
+	// SpokeLabels are set on every spoke's MemberCluster at registration.
+	SpokeLabels map[string]string
 	// HubArgs and AgentArgs are added to the processes' flags.
 	HubArgs, AgentArgs []string
 	// Progress receives one line per step (nil: discarded).
@@ -170,7 +172,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	}
 	for _, name := range opts.Spokes {
 		f.progress("Registering %s (flotilla cluster register) and starting its agent", name)
-		if err := f.Register(ctx, name, nil); err != nil {
+		if err := f.Register(ctx, name, opts.SpokeLabels); err != nil {
 			return nil, err
 		}
 	}
@@ -374,4 +376,42 @@ func (f *Fleet) Stop() error {
 		errs = append(errs, f.Git.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// LocateControlPlane finds a folder with the control-plane binaries:
+// $KUBEBUILDER_ASSETS, else the newest complete folder of the `make testbin`
+// cache ($FLOTILLA_TESTBIN_CACHE, default ~/.cache/flotilla/testbin).
+func LocateControlPlane() (string, error) {
+	complete := func(dir string) bool {
+		for _, b := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"} {
+			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" && complete(d) {
+		return d, nil
+	}
+	cache := os.Getenv("FLOTILLA_TESTBIN_CACHE")
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(base, "flotilla", "testbin")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cache, "k8s-*"))
+	var best string
+	var bestTime time.Time
+	for _, d := range dirs {
+		st, err := os.Stat(d)
+		if err == nil && complete(d) && st.ModTime().After(bestTime) {
+			best, bestTime = d, st.ModTime()
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no control-plane binaries in %s: run 'make testbin' in a Flotilla checkout (or pass --control-plane-bin)", cache)
+	}
+	return best, nil
 }

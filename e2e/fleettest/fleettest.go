@@ -1,4 +1,7 @@
-package framework
+// Package fleettest starts a framework.Fleet for a test: binaries built
+// once, logs kept and printed when the test fails, everything stopped at
+// the end.
+package fleettest
 
 import (
 	"context"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/e2e/framework"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -41,10 +45,10 @@ func BuildFlotilla() (string, error) {
 	return buildDir, buildErr
 }
 
-// StartT starts a fleet for a test and stops it when the test ends. Logs go
+// Start starts a fleet for a test and stops it when the test ends. Logs go
 // to e2e/_artifacts/<test>/logs; they are kept, and their tails printed,
 // when the test fails.
-func StartT(t testing.TB, spokes []string, opts ...func(*Options)) *Fleet {
+func Start(t testing.TB, spokes []string, opts ...func(*framework.Options)) *framework.Fleet {
 	t.Helper()
 	bin, err := BuildFlotilla()
 	if err != nil {
@@ -68,13 +72,13 @@ func StartT(t testing.TB, spokes []string, opts ...func(*Options)) *Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Dir: dir, Spokes: spokes, ControlPlaneBin: cp, FlotillaBin: bin, Progress: testLogWriter{t}}
+	o := framework.Options{Dir: dir, Spokes: spokes, ControlPlaneBin: cp, FlotillaBin: bin, Progress: testLogWriter{t}}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	f, err := Start(ctx, o)
+	f, err := framework.Start(ctx, o)
 	t.Cleanup(func() {
 		if f != nil {
 			if err := f.Stop(); err != nil {
@@ -107,7 +111,7 @@ func printLogs(t testing.TB, dir string) {
 		if !strings.Contains(name, "flotilla") {
 			n = 8
 		}
-		t.Logf("--- %s (last %d lines)\n%s", name, n, TailFile(l, n))
+		t.Logf("--- %s (last %d lines)\n%s", name, n, framework.TailFile(l, n))
 	}
 }
 
