@@ -146,6 +146,13 @@ func (s *Server) CreateRepo(name string) (*Repo, error) {
 	if err := run(dir, "git", "remote", "add", "origin", bare); err != nil {
 		return nil, err
 	}
+	// A person committing in the working tree (the sandbox) needs an identity.
+	if err := run(dir, "git", "config", "user.name", "Flotilla sandbox"); err != nil {
+		return nil, err
+	}
+	if err := run(dir, "git", "config", "user.email", "sandbox@flotilla.local"); err != nil {
+		return nil, err
+	}
 	return &Repo{Name: name, URL: s.URL + "/" + name + ".git", server: s, dir: dir}, nil
 }
 
