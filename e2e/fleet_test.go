@@ -161,12 +161,7 @@ func TestGitCommitRollsOut(t *testing.T) {
 	check(t, f.ApplyYAML(ctx, "fleet", listSet("fleet", repo.URL, []string{"spoke-1", "spoke-2"}, threeApps, "")))
 	eventually(t, 2*time.Minute, "v1 everywhere", func() (bool, string) { return allHealthyAt(t, f, "default", "fleet", 6, rev1) })
 
-	files := map[string]string{}
-	for _, app := range threeApps {
-		files["apps/"+app+"/kustomization.yaml"] = framework.SampleKustomization(app, "v2")
-	}
-	rev2, err := repo.Commit(files, "Roll out v2")
-	check(t, err)
+	rev2 := bumpImages(t, repo, threeApps, "v2")
 	start := time.Now()
 	var seen []string
 	eventually(t, 2*time.Minute, "v2 everywhere", func() (bool, string) {

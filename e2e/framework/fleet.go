@@ -319,24 +319,21 @@ func (f *Fleet) AddSpoke(ctx context.Context, name string) (*Cluster, error) {
 // Flotilla runs the flotilla CLI against the fleet kubeconfig and returns
 // its standard output; the error carries its standard error.
 func (f *Fleet) Flotilla(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(f.opts.FlotillaBin, "flotilla"), args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+f.Kubeconfig)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("flotilla %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
-	}
-	return out.String(), nil
+	return f.run(ctx, filepath.Join(f.opts.FlotillaBin, "flotilla"), args)
 }
 
 // Kubectl runs kubectl against the fleet kubeconfig.
 func (f *Fleet) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(f.opts.ControlPlaneBin, "kubectl"), args...)
+	return f.run(ctx, filepath.Join(f.opts.ControlPlaneBin, "kubectl"), args)
+}
+
+func (f *Fleet) run(ctx context.Context, path string, args []string) (string, error) {
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+f.Kubeconfig)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
+		return out.String(), fmt.Errorf("%s %s: %w\n%s", filepath.Base(path), strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
 	}
 	return out.String(), nil
 }
