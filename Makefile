@@ -59,6 +59,12 @@ test: testbin ## Unit, envtest and e2e tests against real control planes
 e2e: testbin ## End-to-end scenarios: a hub and spokes (real control planes), Git, flotilla-hub and flotilla-agent processes
 	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) test -timeout $(GO_TEST_TIMEOUT) -count=1 -v $(TEST_FLAGS) ./e2e/...
 
+BENCH ?= full
+
+.PHONY: bench
+bench: testbin ## Benchmarks on real control planes → BENCHMARKS.md (BENCH=quick: a few minutes, harness check)
+	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) run ./e2e/bench -mode $(BENCH) -out BENCHMARKS.md
+
 SANDBOX_CLUSTERS ?= 3
 
 .PHONY: demo

@@ -23,6 +23,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -71,7 +73,8 @@ type Fleet struct {
 	etcdURL string
 	gitAddr string
 	mu      sync.Mutex
-	order   []string // spoke names in start order
+	order   []string   // spoke names in start order
+	extra   []*Process // agents started by StartExtraAgent
 }
 
 // Scheme knows the kinds the framework reads.
@@ -355,6 +358,9 @@ func (f *Fleet) Processes() []*Process {
 	if f.HubProcess != nil {
 		out = append(out, f.HubProcess)
 	}
+	f.mu.Lock()
+	out = append(out, f.extra...)
+	f.mu.Unlock()
 	return out
 }
 
@@ -411,4 +417,70 @@ func LocateControlPlane() (string, error) {
 		return "", fmt.Errorf("no control-plane binaries in %s: run 'make testbin' in a Flotilla checkout (or pass --control-plane-bin)", cache)
 	}
 	return best, nil
+}
+
+// StartExtraAgent starts one more flotilla-agent on a spoke, syncing the
+// Applications of namespace (created if missing), with the spoke's admin
+// kubeconfig. The benchmarks use it for many clusters per apiserver.
+func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, args ...string) (*Process, error) {
+	c := f.Spokes[spoke]
+	if c == nil {
+		return nil, fmt.Errorf("no spoke %s", spoke)
+	}
+	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	probe, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{Name: spoke + "/" + namespace + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"),
+		Log: filepath.Join(f.LogDir, spoke+"-"+namespace+"-flotilla-agent.log"),
+		Args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + namespace, "--identity=" + spoke + "-" + namespace,
+			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}, args...)}
+	f.mu.Lock()
+	f.extra = append(f.extra, p)
+	f.mu.Unlock()
+	return p, p.Start()
+}
+
+// Stats are a process's CPU time and memory, from /proc.
+type Stats struct {
+	CPUSeconds         float64
+	RSSMiB, PeakRSSMiB float64
+}
+
+// ReadStats reads /proc/<pid>/stat and /proc/<pid>/status.
+func ReadStats(pid int) (Stats, error) {
+	var s Stats
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// Fields after the command name (which may hold spaces) start after ")".
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	if len(fields) < 13 {
+		return s, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	var utime, stime float64
+	fmt.Sscan(fields[11], &utime)
+	fmt.Sscan(fields[12], &stime)
+	s.CPUSeconds = (utime + stime) / 100 // USER_HZ
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		var kb float64
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			fmt.Sscan(strings.TrimPrefix(line, "VmRSS:"), &kb)
+			s.RSSMiB = kb / 1024
+		case strings.HasPrefix(line, "VmHWM:"):
+			fmt.Sscan(strings.TrimPrefix(line, "VmHWM:"), &kb)
+			s.PeakRSSMiB = kb / 1024
+		}
+	}
+	return s, nil
 }

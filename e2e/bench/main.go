@@ -1,0 +1,145 @@
+// Command bench runs Flotilla's benchmark suite on real control planes (the
+// e2e framework) and writes BENCHMARKS.md with one PNG per latency
+// distribution. `make bench` runs it; `make bench BENCH=quick` runs a
+// smaller version in a few minutes to check that the harness works.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/flotilla-dev/flotilla/e2e/fleettest"
+	"github.com/flotilla-dev/flotilla/e2e/framework"
+)
+
+type config struct {
+	quick      bool
+	out, plots string
+	work       string
+	cp, bin    string
+	root       string
+}
+
+func main() {
+	var c config
+	mode := flag.String("mode", "full", "full or quick")
+	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "report to write")
+	flag.StringVar(&c.plots, "plots", "docs/bench", "folder for the PNG plots (relative to the report)")
+	flag.Parse()
+	c.quick = *mode == "quick"
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func run(c config) error {
+	start := time.Now()
+	var err error
+	if c.bin, err = fleettest.BuildFlotilla(); err != nil {
+		return err
+	}
+	if c.cp, err = framework.LocateControlPlane(); err != nil {
+		return err
+	}
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return err
+	}
+	c.root = filepath.Dir(strings.TrimSpace(string(root)))
+	if c.work, err = os.MkdirTemp("", "flotilla-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(c.work)
+	if err := os.MkdirAll(filepath.Join(filepath.Dir(c.out), c.plots), 0o755); err != nil {
+		return err
+	}
+	r := &report{quick: c.quick}
+	ctx := context.Background()
+
+	logf("1/5 generator expansion (go test -bench Matrix1000x50)")
+	if r.generator, err = benchGenerator(c); err != nil {
+		return fmt.Errorf("generator benchmark: %w", err)
+	}
+	logf("2/5 hub fan-out")
+	sizes := []fanoutSize{{25, 20}, {50, 20}, {100, 20}, {100, 100}}
+	if c.quick {
+		sizes = []fanoutSize{{10, 10}, {25, 20}}
+	}
+	for _, s := range sizes {
+		res, err := benchFanout(ctx, c, s)
+		if err != nil {
+			return fmt.Errorf("fan-out %d×%d: %w", s.clusters, s.apps, err)
+		}
+		r.fanout = append(r.fanout, res)
+	}
+	logf("3/5 add a cluster")
+	reps := 30
+	if c.quick {
+		reps = 3
+	}
+	if r.addCluster, err = benchAddCluster(ctx, c, reps); err != nil {
+		return fmt.Errorf("add a cluster: %w", err)
+	}
+	logf("4/5 Git change")
+	reps = 10
+	if c.quick {
+		reps = 2
+	}
+	if r.gitPoll, r.gitRefresh, err = benchGitChange(ctx, c, reps); err != nil {
+		return fmt.Errorf("git change: %w", err)
+	}
+	logf("5/5 agent")
+	agentSizes := []int{50, 100, 200}
+	if c.quick {
+		agentSizes = []int{20, 50}
+	}
+	for _, n := range agentSizes {
+		res, err := benchAgent(ctx, c, n, 10)
+		if err != nil {
+			return fmt.Errorf("agent %d×10: %w", n, err)
+		}
+		r.agent = append(r.agent, res)
+	}
+	r.took = time.Since(start)
+	r.machine = machine()
+	if err := r.write(c); err != nil {
+		return err
+	}
+	logf("wrote %s in %s", c.out, r.took.Round(time.Second))
+	return nil
+}
+
+func machine() string {
+	mem := ""
+	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb float64
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(l, "MemTotal:") {
+				fmt.Sscan(strings.TrimPrefix(l, "MemTotal:"), &kb)
+				mem = fmt.Sprintf("%.0f GiB RAM", kb/1024/1024)
+			}
+		}
+	}
+	cpu := ""
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s, %s/%s, %s", runtime.NumCPU(), cpu, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}

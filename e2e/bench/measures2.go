@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/e2e/framework"
+)
+
+func mustLoad(path string) *clientcmdapi.Config {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return cfg
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) error {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return nil
+		}
+		last = msg
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s: not after %s (%s)", what, timeout, last)
+}
+
+// healthyCount counts a set's Applications Healthy (and at rev, if given).
+func healthyCount(ctx context.Context, c client.Client, set, rev string) (healthy, total int, err error) {
+	apps := &flotillav1.ApplicationList{}
+	if err := c.List(ctx, apps, client.InNamespace("default"), client.MatchingLabels{flotillav1.LabelApplicationSet: set}); err != nil {
+		return 0, 0, err
+	}
+	for _, a := range apps.Items {
+		if a.Status.Health.Status == flotillav1.HealthHealthy && a.Status.Sync.Status == flotillav1.SyncStatusSynced && (rev == "" || a.Status.Sync.Revision == rev) {
+			healthy++
+		}
+	}
+	return healthy, len(apps.Items), nil
+}
+
+func appNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("app-%02d", i)
+	}
+	return out
+}
+
+// --- 3. add a cluster -----------------------------------------------------
+
+// benchAddCluster: label a registered cluster so that 20 apps match, until
+// all 20 are Healthy on it; unlabel, wait until they are gone; repeat.
+func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, error) {
+	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, "add-cluster"), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Stop()
+	repo, err := f.Git.CreateRepo("fleet")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := repo.Commit(framework.SampleFiles(appNames(20), "v1"), "20 apps"); err != nil {
+		return nil, err
+	}
+	if err := f.ApplyYAML(ctx, "add", framework.SampleAppSet("add", "default", repo.URL, "bench")); err != nil {
+		return nil, err
+	}
+	var samples []time.Duration
+	for i := range reps {
+		start := time.Now()
+		if _, err := f.Flotilla(ctx, "cluster", "label", "spoke-1", "env=bench", "--overwrite"); err != nil {
+			return nil, err
+		}
+		if err := waitFor(ctx, 3*time.Minute, "20 apps Healthy", func() (bool, string) {
+			h, n, err := healthyCount(ctx, f.Hub.Client, "add", "")
+			if err != nil {
+				return false, err.Error()
+			}
+			return h == 20, fmt.Sprintf("%d/%d Healthy", h, n)
+		}); err != nil {
+			return nil, err
+		}
+		samples = append(samples, time.Since(start))
+		logf("  rep %d/%d: %s", i+1, reps, samples[len(samples)-1].Round(10*time.Millisecond))
+		if _, err := f.Flotilla(ctx, "cluster", "label", "spoke-1", "env-"); err != nil {
+			return nil, err
+		}
+		if err := waitFor(ctx, 3*time.Minute, "apps removed", func() (bool, string) {
+			_, n, _ := healthyCount(ctx, f.Hub.Client, "add", "")
+			spoke := &flotillav1.ApplicationList{}
+			if err := f.Spokes["spoke-1"].Client.List(ctx, spoke, client.InNamespace(flotillav1.SystemNamespace)); err != nil {
+				return false, err.Error()
+			}
+			return n == 0 && len(spoke.Items) == 0, fmt.Sprintf("hub %d, spoke %d", n, len(spoke.Items))
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return samples, nil
+}
+
+// --- 4. Git change --------------------------------------------------------
+
+// benchGitChange: 10 clusters (2 apiservers × 5 agent namespaces, one agent
+// each) × 10 apps; a commit changing every app's image tag, until all 100
+// report the new revision Healthy. Once with the agents' polling, once with
+// an explicit refresh of the spoke Applications after the commit.
+func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh []time.Duration, err error) {
+	spokes := []string{"spoke-1", "spoke-2"}
+	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, "git-change"), Spokes: spokes, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Stop()
+	hc := f.Hub.Client
+	type target struct{ spoke, ns string }
+	var targets []target
+	for i := range 10 {
+		spoke := spokes[i%2]
+		ns := fmt.Sprintf("gc-%02d", i)
+		targets = append(targets, target{spoke, ns})
+		if _, err := f.StartExtraAgent(ctx, spoke, ns); err != nil {
+			return nil, nil, err
+		}
+		raw, err := clientcmd.Write(*mustLoad(f.Spokes[spoke].Kubeconfig))
+		if err != nil {
+			return nil, nil, err
+		}
+		name := fmt.Sprintf("gc-%02d", i)
+		if err := hc.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: flotillav1.SystemNamespace}, Data: map[string][]byte{"value": raw}}); err != nil {
+			return nil, nil, err
+		}
+		if err := hc.Create(ctx, &flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"env": "gitbench"}},
+			Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: name + "-kubeconfig", Key: "value"}, AgentNamespace: ns}}); err != nil {
+			return nil, nil, err
+		}
+	}
+	apps := appNames(10)
+	repo, err := f.Git.CreateRepo("fleet")
+	if err != nil {
+		return nil, nil, err
+	}
+	rev, err := repo.Commit(framework.SampleFiles(apps, "t0"), "10 apps")
+	if err != nil {
+		return nil, nil, err
+	}
+	set := framework.SampleAppSet("git", "default", repo.URL, "gitbench")
+	// Two clusters share an apiserver: one namespace per cluster and app.
+	set = replaceOnce(set, "namespace: '{{ .path.basename }}'", "namespace: '{{ .name }}-{{ .path.basename }}'")
+	if err := f.ApplyYAML(ctx, "git", set); err != nil {
+		return nil, nil, err
+	}
+	wait := func(rev string) error {
+		return waitFor(ctx, 5*time.Minute, "100 apps Healthy at "+rev[:7], func() (bool, string) {
+			h, n, err := healthyCount(ctx, hc, "git", rev)
+			if err != nil {
+				return false, err.Error()
+			}
+			return h == 100, fmt.Sprintf("%d/%d", h, n)
+		})
+	}
+	if err := wait(rev); err != nil {
+		return nil, nil, err
+	}
+	for _, mode := range []string{"poll", "refresh"} {
+		for i := range reps {
+			files := map[string]string{}
+			for _, a := range apps {
+				files["apps/"+a+"/kustomization.yaml"] = framework.SampleKustomization(a, fmt.Sprintf("%s-%d", mode, i))
+			}
+			rev, err := repo.Commit(files, "new tag")
+			if err != nil {
+				return nil, nil, err
+			}
+			start := time.Now()
+			if mode == "refresh" {
+				for _, t := range targets {
+					list := &flotillav1.ApplicationList{}
+					if err := f.Spokes[t.spoke].Client.List(ctx, list, client.InNamespace(t.ns)); err != nil {
+						return nil, nil, err
+					}
+					for j := range list.Items {
+						a := &list.Items[j]
+						patch := client.MergeFrom(a.DeepCopy())
+						if a.Annotations == nil {
+							a.Annotations = map[string]string{}
+						}
+						a.Annotations[flotillav1.AnnotationRefresh] = rev
+						if err := f.Spokes[t.spoke].Client.Patch(ctx, a, patch); err != nil {
+							return nil, nil, err
+						}
+					}
+				}
+			}
+			if err := wait(rev); err != nil {
+				return nil, nil, err
+			}
+			d := time.Since(start)
+			if mode == "poll" {
+				poll = append(poll, d)
+			} else {
+				refresh = append(refresh, d)
+			}
+			logf("  %s %d/%d: %s", mode, i+1, reps, d.Round(10*time.Millisecond))
+		}
+	}
+	return poll, refresh, nil
+}
+
+func replaceOnce(s, old, new string) string {
+	if !strings.Contains(s, old) {
+		panic("replaceOnce: " + old)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+// --- 5. agent -------------------------------------------------------------
+
+type agentResult struct {
+	apps, objects     int
+	wall              time.Duration
+	cpu, peakRSS      float64
+	idleCPUPerMinute  float64
+}
+
+// benchAgent: apps Applications × objects ConfigMaps into one apiserver,
+// synced by a fresh agent.
+func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult, error) {
+	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, fmt.Sprintf("agent-%d", apps)), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Stop()
+	repo, err := f.Git.CreateRepo("objects")
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
+	for a := range apps {
+		for o := range objects {
+			files[fmt.Sprintf("apps/app-%03d/cm-%02d.yaml", a, o)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%02d}\ndata: {app: \"%d\", n: \"%d\"}\n", o, a, o)
+		}
+	}
+	rev, err := repo.Commit(files, "objects")
+	if err != nil {
+		return nil, err
+	}
+	const ns = "agent-bench"
+	agent, err := f.StartExtraAgent(ctx, "spoke-1", ns, "--sync-interval=3m", "--health-interval=5s")
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(2 * time.Second)
+	base, err := framework.ReadStats(agent.Pid())
+	if err != nil {
+		return nil, err
+	}
+	sc := f.Spokes["spoke-1"].Client
+	start := time.Now()
+	for a := range apps {
+		app := &flotillav1.Application{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%03d", a), Namespace: ns},
+			Spec: flotillav1.ApplicationSpec{
+				Source:      flotillav1.ApplicationSource{RepoURL: repo.URL, TargetRevision: "main", Path: fmt.Sprintf("apps/app-%03d", a)},
+				Destination: flotillav1.ApplicationDestination{Cluster: "self", Namespace: fmt.Sprintf("bench-%03d", a)},
+				SyncPolicy:  &flotillav1.SyncPolicy{Automated: &flotillav1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}, SyncOptions: []string{"CreateNamespace=true"}},
+			}}
+		if err := sc.Create(ctx, app); err != nil {
+			return nil, err
+		}
+	}
+	if err := waitFor(ctx, 5*time.Minute, "all Synced+Healthy", func() (bool, string) {
+		list := &flotillav1.ApplicationList{}
+		if err := sc.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		done := 0
+		for _, a := range list.Items {
+			if a.Status.Sync.Status == flotillav1.SyncStatusSynced && a.Status.Sync.Revision == rev && a.Status.Health.Status == flotillav1.HealthHealthy && int(a.Status.ResourceCount) == objects {
+				done++
+			}
+		}
+		return done == apps, fmt.Sprintf("%d/%d", done, apps)
+	}); err != nil {
+		return nil, err
+	}
+	res := &agentResult{apps: apps, objects: objects, wall: time.Since(start)}
+	synced, err := framework.ReadStats(agent.Pid())
+	if err != nil {
+		return nil, err
+	}
+	idle := time.Minute
+	if c.quick {
+		idle = 15 * time.Second
+	}
+	time.Sleep(idle)
+	end, err := framework.ReadStats(agent.Pid())
+	if err != nil {
+		return nil, err
+	}
+	res.cpu = synced.CPUSeconds - base.CPUSeconds
+	res.idleCPUPerMinute = (end.CPUSeconds - synced.CPUSeconds) / idle.Minutes()
+	res.peakRSS = end.PeakRSSMiB
+	logf("  %d×%d: %s, %.1f CPU s, peak RSS %.0f MiB, idle %.2f CPU s/min", apps, objects, res.wall.Round(10*time.Millisecond), res.cpu, res.peakRSS, res.idleCPUPerMinute)
+	return res, nil
+}
+
+// --- statistics -------------------------------------------------------------
+
+func sorted(xs []float64) []float64 {
+	out := append([]float64(nil), xs...)
+	sort.Float64s(out)
+	return out
+}
+
+func median(xs []float64) float64 { return quantile(xs, 0.5) }
+
+// quantile interpolates linearly between order statistics.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := sorted(xs)
+	pos := q * float64(len(s)-1)
+	lo := int(pos)
+	if lo+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
+}
+
+func seconds(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = d.Seconds()
+	}
+	return out
+}
