@@ -97,7 +97,7 @@ func run(c config) error {
 	if c.quick {
 		reps = 2
 	}
-	if r.gitPoll, r.gitRefresh, err = benchGitChange(ctx, c, reps); err != nil {
+	if r.gitPoll, r.gitRefresh, r.gitPollSynced, r.gitRefreshSynced, err = benchGitChange(ctx, c, reps); err != nil {
 		return fmt.Errorf("git change: %w", err)
 	}
 	logf("5/5 agent")

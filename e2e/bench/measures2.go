@@ -126,11 +126,11 @@ func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, 
 // each) × 10 apps; a commit changing every app's image tag, until all 100
 // report the new revision Healthy. Once with the agents' polling, once with
 // an explicit refresh of the spoke Applications after the commit.
-func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh []time.Duration, err error) {
+func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh, pollSynced, refreshSynced []time.Duration, err error) {
 	spokes := []string{"spoke-1", "spoke-2"}
 	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, "git-change"), Spokes: spokes, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	defer f.Stop()
 	hc := f.Hub.Client
@@ -141,47 +141,68 @@ func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh []ti
 		ns := fmt.Sprintf("gc-%02d", i)
 		targets = append(targets, target{spoke, ns})
 		if _, err := f.StartExtraAgent(ctx, spoke, ns); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		raw, err := clientcmd.Write(*mustLoad(f.Spokes[spoke].Kubeconfig))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		name := fmt.Sprintf("gc-%02d", i)
 		if err := hc.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: flotillav1.SystemNamespace}, Data: map[string][]byte{"value": raw}}); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if err := hc.Create(ctx, &flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"env": "gitbench"}},
 			Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: name + "-kubeconfig", Key: "value"}, AgentNamespace: ns}}); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 	}
 	apps := appNames(10)
 	repo, err := f.Git.CreateRepo("fleet")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	rev, err := repo.Commit(framework.SampleFiles(apps, "t0"), "10 apps")
+	files := framework.SampleFiles(apps, "t0")
+	for k, v := range files {
+		// One replica each: the rollout measured is Flotilla's, not 100
+		// Deployments' surge steps on two shared cores.
+		files[k] = strings.Replace(v, "replicas: 2", "replicas: 1", 1)
+	}
+	rev, err := repo.Commit(files, "10 apps")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	set := framework.SampleAppSet("git", "default", repo.URL, "gitbench")
 	// Two clusters share an apiserver: one namespace per cluster and app.
 	set = replaceOnce(set, "namespace: '{{ .path.basename }}'", "namespace: '{{ .name }}-{{ .path.basename }}'")
 	if err := f.ApplyYAML(ctx, "git", set); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	wait := func(rev string) error {
-		return waitFor(ctx, 5*time.Minute, "100 apps Healthy at "+rev[:7], func() (bool, string) {
-			h, n, err := healthyCount(ctx, hc, "git", rev)
-			if err != nil {
+	// wait returns when all 100 are Healthy at rev, and when all 100 first
+	// reported rev (applied, maybe still rolling out).
+	wait := func(rev string, start time.Time) (synced time.Duration, err error) {
+		err = waitFor(ctx, 5*time.Minute, "100 apps Healthy at "+rev[:7], func() (bool, string) {
+			apps := &flotillav1.ApplicationList{}
+			if err := hc.List(ctx, apps, client.InNamespace("default"), client.MatchingLabels{flotillav1.LabelApplicationSet: "git"}); err != nil {
 				return false, err.Error()
 			}
-			return h == 100, fmt.Sprintf("%d/%d", h, n)
+			at, healthy := 0, 0
+			for _, a := range apps.Items {
+				if a.Status.Sync.Revision == rev {
+					at++
+					if a.Status.Health.Status == flotillav1.HealthHealthy && a.Status.Sync.Status == flotillav1.SyncStatusSynced {
+						healthy++
+					}
+				}
+			}
+			if at == 100 && synced == 0 {
+				synced = time.Since(start)
+			}
+			return healthy == 100, fmt.Sprintf("%d at the commit, %d Healthy", at, healthy)
 		})
+		return synced, err
 	}
-	if err := wait(rev); err != nil {
-		return nil, nil, err
+	if _, err := wait(rev, time.Now()); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	for _, mode := range []string{"poll", "refresh"} {
 		for i := range reps {
@@ -191,14 +212,14 @@ func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh []ti
 			}
 			rev, err := repo.Commit(files, "new tag")
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 			start := time.Now()
 			if mode == "refresh" {
 				for _, t := range targets {
 					list := &flotillav1.ApplicationList{}
 					if err := f.Spokes[t.spoke].Client.List(ctx, list, client.InNamespace(t.ns)); err != nil {
-						return nil, nil, err
+						return nil, nil, nil, nil, err
 					}
 					for j := range list.Items {
 						a := &list.Items[j]
@@ -208,24 +229,25 @@ func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh []ti
 						}
 						a.Annotations[flotillav1.AnnotationRefresh] = rev
 						if err := f.Spokes[t.spoke].Client.Patch(ctx, a, patch); err != nil {
-							return nil, nil, err
+							return nil, nil, nil, nil, err
 						}
 					}
 				}
 			}
-			if err := wait(rev); err != nil {
-				return nil, nil, err
+			synced, err := wait(rev, start)
+			if err != nil {
+				return nil, nil, nil, nil, err
 			}
 			d := time.Since(start)
 			if mode == "poll" {
-				poll = append(poll, d)
+				poll, pollSynced = append(poll, d), append(pollSynced, synced)
 			} else {
-				refresh = append(refresh, d)
+				refresh, refreshSynced = append(refresh, d), append(refreshSynced, synced)
 			}
-			logf("  %s %d/%d: %s", mode, i+1, reps, d.Round(10*time.Millisecond))
+			logf("  %s %d/%d: all at the commit in %s, all Healthy in %s", mode, i+1, reps, synced.Round(10*time.Millisecond), d.Round(10*time.Millisecond))
 		}
 	}
-	return poll, refresh, nil
+	return poll, refresh, pollSynced, refreshSynced, nil
 }
 
 func replaceOnce(s, old, new string) string {
@@ -238,10 +260,10 @@ func replaceOnce(s, old, new string) string {
 // --- 5. agent -------------------------------------------------------------
 
 type agentResult struct {
-	apps, objects     int
-	wall              time.Duration
-	cpu, peakRSS      float64
-	idleCPUPerMinute  float64
+	apps, objects    int
+	wall             time.Duration
+	cpu, peakRSS     float64
+	idleCPUPerMinute float64
 }
 
 // benchAgent: apps Applications × objects ConfigMaps into one apiserver,

@@ -25,6 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -291,6 +292,10 @@ func (r *Reconciler) write(ctx context.Context, p *plan) error {
 		})
 	}
 	for _, a := range p.create {
+		// Created with delivery's finalizer: one hub write less per new
+		// Application (delivery would otherwise patch it in).
+		a = a.DeepCopy()
+		controllerutil.AddFinalizer(a, flotillav1.FinalizerDelivery)
 		ops <- op{app: a}
 	}
 	for _, a := range p.update {
