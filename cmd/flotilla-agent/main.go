@@ -24,6 +24,7 @@ func main() {
 		o                      agent.Options
 		metricsAddr, probeAddr string
 		leaderElect            bool
+		pprofAddr              string
 	)
 	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", flotillav1.SystemNamespace), "namespace whose Applications this agent syncs")
 	flag.StringVar(&o.Identity, "identity", envOr("POD_NAME", "flotilla-agent"), "holder identity written to the heartbeat Lease")
@@ -41,6 +42,7 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "run with leader election, for more than one replica (one applies, the others stand by)")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints ('0': off)")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,6 +73,7 @@ func main() {
 	opts := agent.ManagerOptions(o.Namespace, scheme)
 	opts.Metrics = metricsserver.Options{BindAddress: metricsAddr}
 	opts.HealthProbeBindAddress = probeAddr
+	opts.PprofBindAddress = pprofAddr
 	opts.LeaderElection = leaderElect
 	opts.LeaderElectionID = "flotilla-agent-leader"
 	opts.LeaderElectionNamespace = o.Namespace

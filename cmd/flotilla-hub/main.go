@@ -21,11 +21,13 @@ func main() {
 	var (
 		o                       hub.Options
 		metricsAddr, probeAddr  string
+		pprofAddr               string
 		leaderElect             bool
 		leaderElectionNamespace string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints ('0': off)")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "run with leader election, for more than one replica")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", flotillav1.SystemNamespace, "namespace of the leader election Lease")
 	flag.StringVar(&o.Namespace, "namespace", flotillav1.SystemNamespace, "namespace holding kubeconfig and repository Secrets")
@@ -66,6 +68,7 @@ func main() {
 		Cache:                   hub.CacheOptions(o.Namespace),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "flotilla-hub",
 		LeaderElectionNamespace: leaderElectionNamespace,

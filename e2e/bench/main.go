@@ -73,9 +73,9 @@ func run(c config) error {
 		return fmt.Errorf("generator benchmark: %w", err)
 	}
 	logf("2/5 hub fan-out")
-	sizes := []fanoutSize{{25, 20}, {50, 20}, {100, 20}, {100, 100}}
+	sizes := []fanoutSize{{25, 20, false}, {50, 20, false}, {100, 20, true}, {100, 100, false}}
 	if c.quick {
-		sizes = []fanoutSize{{10, 10}, {25, 20}}
+		sizes = []fanoutSize{{10, 10, false}, {25, 20, true}}
 	}
 	for _, s := range sizes {
 		res, err := benchFanout(ctx, c, s)

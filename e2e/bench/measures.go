@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -87,12 +91,16 @@ func benchGenerator(c config) (*generatorResult, error) {
 
 // --- 2. hub fan-out -------------------------------------------------------
 
-type fanoutSize struct{ clusters, apps int }
+type fanoutSize struct {
+	clusters, apps int
+	profile        bool // capture a CPU profile of the hub during delivery
+}
 
 type fanoutResult struct {
 	fanoutSize
 	total                        int
 	delivered, spokeCopies       time.Duration
+	profileTop                   string
 	hubCPU                       float64
 	rssBefore, rssAfter, peakRSS float64
 }
@@ -101,8 +109,12 @@ type fanoutResult struct {
 // through distinct agentNamespaces, one set of apps list elements.
 func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, error) {
 	spokes := []string{"spoke-1", "spoke-2", "spoke-3", "spoke-4"}
+	pprofPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, fmt.Sprintf("fanout-%d-%d", s.clusters, s.apps)), Spokes: spokes,
-		ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+		ControlPlaneBin: c.cp, FlotillaBin: c.bin, HubArgs: []string{fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort)}})
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +187,12 @@ spec:
 		return nil, err
 	}
 	res := &fanoutResult{fanoutSize: s, total: total, rssBefore: before.RSSMiB}
+	profiled := make(chan string, 1)
+	if s.profile {
+		go func() { profiled <- cpuProfileTop(c, pprofPort, 10*time.Second) }()
+	} else {
+		profiled <- ""
+	}
 	var deliveredAt, copiesAt time.Duration
 	err = waitFor(ctx, 10*time.Minute, "delivered", func() (bool, string) {
 		time.Sleep(400 * time.Millisecond) // with waitFor's 100ms: a list every 0.5s, light on the apiservers measured
@@ -223,8 +241,43 @@ spec:
 		return nil, err
 	}
 	res.delivered, res.spokeCopies = deliveredAt, copiesAt
+	res.profileTop = <-profiled
 	res.hubCPU, res.rssAfter, res.peakRSS = after.CPUSeconds-before.CPUSeconds, after.RSSMiB, after.PeakRSSMiB
 	logf("  delivered in %s, spoke copies in %s, hub %.1f CPU s, RSS %.0f→%.0f MiB (peak %.0f)", deliveredAt.Round(10*time.Millisecond),
 		copiesAt.Round(10*time.Millisecond), res.hubCPU, res.rssBefore, res.rssAfter, res.peakRSS)
 	return res, nil
+}
+
+// cpuProfileTop fetches a CPU profile of the hub and returns `go tool pprof
+// -top` for it (the profile file itself stays out of the repository).
+func cpuProfileTop(c config, port int, d time.Duration) string {
+	path := filepath.Join(c.work, fmt.Sprintf("hub-%d.pprof", port))
+	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, int(d.Seconds()))
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Sprintf("(profile unavailable: %v)", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("(profile unavailable: %v, HTTP %d)", err, resp.StatusCode)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return err.Error()
+	}
+	top := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", path)
+	out, err := top.CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(pprof failed: %v)", err)
+	}
+	return string(out)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -151,6 +151,16 @@ func (r *report) write(c config) error {
 	}
 	w("")
 	w("%s", r.growth())
+	for _, f := range r.fanout {
+		if f.profileTop != "" {
+			w("")
+			w("CPU profile of flotilla-hub, first 10 s of the %d-Application fan-out (`--pprof-bind-address`, `go tool pprof -top`):", f.total)
+			w("")
+			w("```")
+			w("%s", strings.TrimSpace(f.profileTop))
+			w("```")
+		}
+	}
 	w("")
 	w("## 3. Add a cluster")
 	w("")
