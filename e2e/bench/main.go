@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/flotilla-dev/flotilla/e2e/fleettest"
 	"github.com/flotilla-dev/flotilla/e2e/framework"
 )
@@ -34,6 +37,7 @@ func main() {
 	flag.StringVar(&c.plots, "plots", "docs/bench", "folder for the PNG plots (relative to the report)")
 	flag.Parse()
 	c.quick = *mode == "quick"
+	ctrllog.SetLogger(logr.Discard()) // the clients' logs are not part of the report
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
