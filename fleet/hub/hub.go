@@ -45,6 +45,8 @@ type Options struct {
 	HeartbeatGrace   time.Duration
 	DeliveryWorkers  int
 	PerClusterWrites int
+	// SetWriters bounds each ApplicationSet's parallel Application writes.
+	SetWriters int
 }
 
 // CacheOptions limits the manager's Secret cache to the system namespace:
@@ -94,7 +96,7 @@ func Setup(mgr ctrl.Manager, o Options) (*remote.Pool, error) {
 	})
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&appset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
-			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval},
+			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval, Writers: o.SetWriters},
 		&inventory.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
 			Limits: o.ClientLimits, ProbeInterval: o.ProbeInterval, HeartbeatGrace: o.HeartbeatGrace,
 			Recorder: mgr.GetEventRecorder("flotilla-hub")},
