@@ -24,6 +24,7 @@ import (
 
 type config struct {
 	quick      bool
+	only       map[string]bool
 	out, plots string
 	work       string
 	cp, bin    string
@@ -35,7 +36,14 @@ func main() {
 	mode := flag.String("mode", "full", "full or quick")
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "report to write")
 	flag.StringVar(&c.plots, "plots", "docs/bench", "folder for the PNG plots (relative to the report)")
+	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent); the report is written to -out")
 	flag.Parse()
+	if *only != "" {
+		c.only = map[string]bool{}
+		for _, m := range strings.Split(*only, ",") {
+			c.only[strings.TrimSpace(m)] = true
+		}
+	}
 	c.quick = *mode == "quick"
 	ctrllog.SetLogger(logr.Discard()) // the clients' logs are not part of the report
 	if err := run(c); err != nil {
@@ -72,9 +80,11 @@ func run(c config) error {
 	r := &report{quick: c.quick}
 	ctx := context.Background()
 
-	logf("1/5 generator expansion (go test -bench Matrix1000x50)")
-	if r.generator, err = benchGenerator(c); err != nil {
-		return fmt.Errorf("generator benchmark: %w", err)
+	if c.want("generator") {
+		logf("1/5 generator expansion (go test -bench Matrix1000x50)")
+		if r.generator, err = benchGenerator(c); err != nil {
+			return fmt.Errorf("generator benchmark: %w", err)
+		}
 	}
 	logf("2/5 hub fan-out")
 	sizes := []fanoutSize{{25, 20, false}, {50, 20, false}, {100, 20, true}, {100, 100, false}}
@@ -82,6 +92,9 @@ func run(c config) error {
 		sizes = []fanoutSize{{10, 10, false}, {25, 20, true}}
 	}
 	for _, s := range sizes {
+		if !c.want("fanout") {
+			break
+		}
 		res, err := benchFanout(ctx, c, s)
 		if err != nil {
 			return fmt.Errorf("fan-out %d×%d: %w", s.clusters, s.apps, err)
@@ -93,16 +106,20 @@ func run(c config) error {
 	if c.quick {
 		reps = 3
 	}
-	if r.addCluster, err = benchAddCluster(ctx, c, reps); err != nil {
-		return fmt.Errorf("add a cluster: %w", err)
+	if c.want("add") {
+		if r.addCluster, err = benchAddCluster(ctx, c, reps); err != nil {
+			return fmt.Errorf("add a cluster: %w", err)
+		}
 	}
 	logf("4/5 Git change")
 	reps = 10
 	if c.quick {
 		reps = 2
 	}
-	if r.gitPoll, r.gitRefresh, r.gitPollSynced, r.gitRefreshSynced, err = benchGitChange(ctx, c, reps); err != nil {
-		return fmt.Errorf("git change: %w", err)
+	if c.want("git") {
+		if r.gitPoll, r.gitRefresh, r.gitPollSynced, r.gitRefreshSynced, err = benchGitChange(ctx, c, reps); err != nil {
+			return fmt.Errorf("git change: %w", err)
+		}
 	}
 	logf("5/5 agent")
 	agentSizes := []int{50, 100, 200}
@@ -110,6 +127,9 @@ func run(c config) error {
 		agentSizes = []int{20, 50}
 	}
 	for _, n := range agentSizes {
+		if !c.want("agent") {
+			break
+		}
 		res, err := benchAgent(ctx, c, n, 10)
 		if err != nil {
 			return fmt.Errorf("agent %d×10: %w", n, err)
@@ -147,3 +167,5 @@ func machine() string {
 	}
 	return fmt.Sprintf("%d cores (%s), %s, %s/%s, %s", runtime.NumCPU(), cpu, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
+
+func (c config) want(measure string) bool { return c.only == nil || c.only[measure] }

@@ -89,6 +89,9 @@ func (r *report) write(c config) error {
 		{"git-change-refresh.png", "Git change, explicit refresh: 100 apps at the new commit", r.gitRefresh, 0},
 	}
 	for _, pl := range plots {
+		if len(pl.samples) == 0 {
+			continue
+		}
 		if err := plotCDF(filepath.Join(dir, c.plots, pl.file), pl.title, pl.samples, pl.target); err != nil {
 			return fmt.Errorf("plot %s: %w", pl.file, err)
 		}
