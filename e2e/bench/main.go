@@ -25,6 +25,7 @@ import (
 type config struct {
 	quick      bool
 	only       map[string]bool
+	hubArgs    []string
 	out, plots string
 	work       string
 	cp, bin    string
@@ -36,8 +37,10 @@ func main() {
 	mode := flag.String("mode", "full", "full or quick")
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "report to write")
 	flag.StringVar(&c.plots, "plots", "docs/bench", "folder for the PNG plots (relative to the report)")
+	hubArgs := flag.String("hub-args", "", "extra flotilla-hub flags for the fan-out runs (space-separated), to try settings")
 	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent); the report is written to -out")
 	flag.Parse()
+	c.hubArgs = strings.Fields(*hubArgs)
 	if *only != "" {
 		c.only = map[string]bool{}
 		for _, m := range strings.Split(*only, ",") {

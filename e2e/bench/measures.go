@@ -114,7 +114,7 @@ func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, er
 		return nil, err
 	}
 	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, fmt.Sprintf("fanout-%d-%d", s.clusters, s.apps)), Spokes: spokes,
-		ControlPlaneBin: c.cp, FlotillaBin: c.bin, HubArgs: []string{fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort)}})
+		ControlPlaneBin: c.cp, FlotillaBin: c.bin, HubArgs: append([]string{fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort)}, c.hubArgs...)})
 	if err != nil {
 		return nil, err
 	}
