@@ -37,10 +37,12 @@ func main() {
 	mode := flag.String("mode", "full", "full or quick")
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "report to write")
 	flag.StringVar(&c.plots, "plots", "docs/bench", "folder for the PNG plots (relative to the report)")
+	keep := flag.Bool("keep", false, "keep the fleets' folders (logs) after the run")
 	hubArgs := flag.String("hub-args", "", "extra flotilla-hub flags for the fan-out runs (space-separated), to try settings")
 	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent); the report is written to -out")
 	flag.Parse()
 	c.hubArgs = strings.Fields(*hubArgs)
+	*keepWork = *keep
 	if *only != "" {
 		c.only = map[string]bool{}
 		for _, m := range strings.Split(*only, ",") {
@@ -54,6 +56,8 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+var keepWork = new(bool)
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
@@ -76,7 +80,11 @@ func run(c config) error {
 	if c.work, err = os.MkdirTemp("", "flotilla-bench-"); err != nil {
 		return err
 	}
-	defer os.RemoveAll(c.work)
+	if *keepWork {
+		logf("fleets' folders (logs) are kept in %s", c.work)
+	} else {
+		defer os.RemoveAll(c.work)
+	}
 	if err := os.MkdirAll(filepath.Join(filepath.Dir(c.out), c.plots), 0o755); err != nil {
 		return err
 	}
