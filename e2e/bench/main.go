@@ -123,12 +123,13 @@ func run(c config) error {
 		}
 	}
 	logf("4/5 Git change")
-	reps = 10
+	reps, gitClusters, gitApps := 10, 10, 10
 	if c.quick {
-		reps = 2
+		reps, gitClusters, gitApps = 1, 4, 5
 	}
+	r.gitClusters, r.gitApps = gitClusters, gitApps
 	if c.want("git") {
-		if r.gitPoll, r.gitRefresh, r.gitPollSynced, r.gitRefreshSynced, err = benchGitChange(ctx, c, reps); err != nil {
+		if r.gitPoll, r.gitRefresh, r.gitPollSynced, r.gitRefreshSynced, err = benchGitChange(ctx, c, gitClusters, gitApps, reps); err != nil {
 			return fmt.Errorf("git change: %w", err)
 		}
 	}

@@ -126,7 +126,7 @@ func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, 
 // each) × 10 apps; a commit changing every app's image tag, until all 100
 // report the new revision Healthy. Once with the agents' polling, once with
 // an explicit refresh of the spoke Applications after the commit.
-func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh, pollSynced, refreshSynced []time.Duration, err error) {
+func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (poll, refresh, pollSynced, refreshSynced []time.Duration, err error) {
 	spokes := []string{"spoke-1", "spoke-2"}
 	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, "git-change"), Spokes: spokes, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
 	if err != nil {
@@ -136,7 +136,7 @@ func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh, pol
 	hc := f.Hub.Client
 	type target struct{ spoke, ns string }
 	var targets []target
-	for i := range 10 {
+	for i := range clusters {
 		spoke := spokes[i%2]
 		ns := fmt.Sprintf("gc-%02d", i)
 		targets = append(targets, target{spoke, ns})
@@ -156,7 +156,8 @@ func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh, pol
 			return nil, nil, nil, nil, err
 		}
 	}
-	apps := appNames(10)
+	apps := appNames(nApps)
+	total := clusters * nApps
 	repo, err := f.Git.CreateRepo("fleet")
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -180,7 +181,7 @@ func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh, pol
 	// wait returns when all 100 are Healthy at rev, and when all 100 first
 	// reported rev (applied, maybe still rolling out).
 	wait := func(rev string, start time.Time) (synced time.Duration, err error) {
-		err = waitFor(ctx, 5*time.Minute, "100 apps Healthy at "+rev[:7], func() (bool, string) {
+		err = waitFor(ctx, 5*time.Minute, fmt.Sprintf("%d apps Healthy at %s", total, rev[:7]), func() (bool, string) {
 			apps := &flotillav1.ApplicationList{}
 			if err := hc.List(ctx, apps, client.InNamespace("default"), client.MatchingLabels{flotillav1.LabelApplicationSet: "git"}); err != nil {
 				return false, err.Error()
@@ -194,10 +195,10 @@ func benchGitChange(ctx context.Context, c config, reps int) (poll, refresh, pol
 					}
 				}
 			}
-			if at == 100 && synced == 0 {
+			if at == total && synced == 0 {
 				synced = time.Since(start)
 			}
-			return healthy == 100, fmt.Sprintf("%d at the commit, %d Healthy", at, healthy)
+			return healthy == total, fmt.Sprintf("%d at the commit, %d Healthy", at, healthy)
 		})
 		return synced, err
 	}

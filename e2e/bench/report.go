@@ -13,16 +13,17 @@ import (
 )
 
 type report struct {
-	quick               bool
-	machine             string
-	took                time.Duration
-	generator           *generatorResult
-	fanout              []*fanoutResult
-	addCluster          []time.Duration
-	gitPoll, gitRefresh []time.Duration
-	gitPollSynced       []time.Duration
-	gitRefreshSynced    []time.Duration
-	agent               []*agentResult
+	quick                bool
+	machine              string
+	took                 time.Duration
+	generator            *generatorResult
+	fanout               []*fanoutResult
+	addCluster           []time.Duration
+	gitPoll, gitRefresh  []time.Duration
+	gitPollSynced        []time.Duration
+	gitRefreshSynced     []time.Duration
+	agent                []*agentResult
+	gitClusters, gitApps int
 }
 
 // plotCDF writes the empirical distribution of samples (seconds) as a PNG.
@@ -85,8 +86,8 @@ func (r *report) write(c config) error {
 		target      float64
 	}{
 		{"add-cluster.png", "Add a cluster: 20 apps Healthy on it", r.addCluster, 10},
-		{"git-change-poll.png", "Git change, agents polling: 100 apps at the new commit", r.gitPoll, 0},
-		{"git-change-refresh.png", "Git change, explicit refresh: 100 apps at the new commit", r.gitRefresh, 0},
+		{"git-change-poll.png", "Git change, agents polling: all apps Healthy at the new commit", r.gitPoll, 0},
+		{"git-change-refresh.png", "Git change, explicit refresh: all apps Healthy at the new commit", r.gitRefresh, 0},
 	}
 	for _, pl := range plots {
 		if len(pl.samples) == 0 {
@@ -175,9 +176,9 @@ func (r *report) write(c config) error {
 	w("")
 	w("## 4. Git change")
 	w("")
-	w("10 MemberClusters (2 spoke apiservers × 5 agent namespaces, one agent each) × 10 apps = 100 Applications. A commit changes every app's image tag; the clock runs until all 100 report the new commit Healthy.")
+	w("%d MemberClusters (2 spoke apiservers, one agent namespace and agent each) × %d apps = %d Applications. A commit changes every app's image tag; the clock runs until all report the new commit Healthy.", r.gitClusters, r.gitApps, r.gitClusters*r.gitApps)
 	w("")
-	w("| mode | all 100 at the new commit (applied) | all 100 Healthy at it |")
+	w("| mode | all at the new commit (applied) | all Healthy at it |")
 	w("|---|---|---|")
 	w("| polling (agents re-check Git every 15 s here; default 3 m) | %s | %s |", dist(r.gitPollSynced), dist(r.gitPoll))
 	w("| explicit refresh (spoke Applications annotated `flotilla.dev/refresh` right after the commit, as a Git webhook receiver would) | %s | %s |", dist(r.gitRefreshSynced), dist(r.gitRefresh))
