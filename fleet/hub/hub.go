@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/status"
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // LabelSecretType marks Secrets in the system namespace: "repository"
@@ -54,7 +55,7 @@ type Options struct {
 func CacheOptions(namespace string) cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Namespaces: map[string]cache.Config{namespace: {}}},
-	}}
+	}, DefaultTransform: kube.TrimManagedFields}
 }
 
 // Scheme returns the hub's scheme.

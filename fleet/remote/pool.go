@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
+
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // Cluster is one pooled spoke connection: a cache limited to the agent
@@ -120,6 +122,7 @@ func (p *Pool) Upsert(name, agentNamespace string, cfg *rest.Config, hash string
 		o.Cache = cache.Options{
 			DefaultNamespaces: map[string]cache.Config{agentNamespace: {}},
 			ByObject:          map[client.Object]cache.ByObject{},
+			DefaultTransform:  kube.TrimManagedFields,
 		}
 		o.Logger = p.log.WithValues("cluster", name)
 	})

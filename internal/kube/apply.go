@@ -43,3 +43,18 @@ func Converged(desiredSpec, liveSpec any, desired, live metav1.Object) bool {
 	}
 	return true
 }
+
+// TrimManagedFields is a cache transform that keeps each managedFields
+// entry's manager, operation and time but drops its field set, the bulk of
+// an object applied server-side. Caches of many objects (the hub's
+// Applications, the spoke copies) hold a fraction of the memory.
+func TrimManagedFields(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		mf := o.GetManagedFields()
+		for i := range mf {
+			mf[i].FieldsV1 = nil
+		}
+		o.SetManagedFields(mf)
+	}
+	return obj, nil
+}
