@@ -94,7 +94,7 @@ func run(c config) error {
 	if c.want("generator") {
 		logf("1/5 generator expansion (go test -bench Matrix1000x50)")
 		if r.generator, err = benchGenerator(c); err != nil {
-			return fmt.Errorf("generator benchmark: %w", err)
+			r.fail("generator benchmark", err)
 		}
 	}
 	logf("2/5 hub fan-out")
@@ -108,7 +108,8 @@ func run(c config) error {
 		}
 		res, err := benchFanout(ctx, c, s)
 		if err != nil {
-			return fmt.Errorf("fan-out %d×%d: %w", s.clusters, s.apps, err)
+			r.fail(fmt.Sprintf("fan-out %d×%d", s.clusters, s.apps), err)
+			continue
 		}
 		r.fanout = append(r.fanout, res)
 	}
@@ -119,7 +120,7 @@ func run(c config) error {
 	}
 	if c.want("add") {
 		if r.addCluster, err = benchAddCluster(ctx, c, reps); err != nil {
-			return fmt.Errorf("add a cluster: %w", err)
+			r.fail("add a cluster", err)
 		}
 	}
 	logf("4/5 Git change")
@@ -130,7 +131,7 @@ func run(c config) error {
 	r.gitClusters, r.gitApps = gitClusters, gitApps
 	if c.want("git") {
 		if r.gitPoll, r.gitRefresh, r.gitPollSynced, r.gitRefreshSynced, err = benchGitChange(ctx, c, gitClusters, gitApps, reps); err != nil {
-			return fmt.Errorf("git change: %w", err)
+			r.fail("Git change", err)
 		}
 	}
 	logf("5/5 agent")
@@ -144,7 +145,8 @@ func run(c config) error {
 		}
 		res, err := benchAgent(ctx, c, n, 10)
 		if err != nil {
-			return fmt.Errorf("agent %d×10: %w", n, err)
+			r.fail(fmt.Sprintf("agent %d×10", n), err)
+			continue
 		}
 		r.agent = append(r.agent, res)
 	}
@@ -154,6 +156,9 @@ func run(c config) error {
 		return err
 	}
 	logf("wrote %s in %s", c.out, r.took.Round(time.Second))
+	if len(r.failures) > 0 {
+		return fmt.Errorf("%d measures failed (listed in the report)", len(r.failures))
+	}
 	return nil
 }
 

@@ -24,6 +24,7 @@ type report struct {
 	gitRefreshSynced     []time.Duration
 	agent                []*agentResult
 	gitClusters, gitApps int
+	failures             []string
 }
 
 // plotCDF writes the empirical distribution of samples (seconds) as a PNG.
@@ -112,6 +113,14 @@ func (r *report) write(c config) error {
 	w("- Versions: Kubernetes v1.37.2 control planes (kube-apiserver, kube-controller-manager, kube-scheduler built from source), etcd v3.7.0, kwok v0.8.0; controller-runtime v0.25.2, client-go v0.37.2; Flotilla at this commit.")
 	w("- Method: every measure starts its own fleet with `e2e/framework` (the harness of the e2e tests and `flotilla sandbox`): one etcd with a prefix per cluster, a hub kube-apiserver, spoke kube-apiservers with kube-controller-manager, kube-scheduler and kwok (pods are faked, Deployments really become Available), Git over smart HTTP, and the real `flotilla-hub` / `flotilla-agent` binaries as processes. Everything runs on this one machine, so the control planes compete with Flotilla for the same cores. Times are wall-clock from the triggering write to the state observed on the hub (polled every 100 ms); CPU and memory come from `/proc/<pid>` of the measured process (RSS = VmRSS, peak = VmHWM). The e2e fleet runs the hub with `--probe-interval=2s --git-poll-interval=15s` and agents with `--sync-interval=15s` (defaults are 30 s, 3 m and 3 m).")
 	w("")
+	if len(r.failures) > 0 {
+		w("## Failed measures")
+		w("")
+		for _, f := range r.failures {
+			w("- %s", strings.ReplaceAll(f, "\n", " "))
+		}
+		w("")
+	}
 	w("## Targets")
 	w("")
 	w("| target | result | |")
@@ -204,6 +213,11 @@ func (r *report) write(c config) error {
 	w("")
 	w("See [docs/bench/CHANGES.md](docs/bench/CHANGES.md): what each profile showed and what each change bought.")
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
+}
+
+func (r *report) fail(what string, err error) {
+	logf("  FAILED %s: %v", what, err)
+	r.failures = append(r.failures, fmt.Sprintf("%s: %v", what, err))
 }
 
 func (r *report) find(clusters, apps int) *fanoutResult {
