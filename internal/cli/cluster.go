@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -203,24 +205,32 @@ func (o *labelOptions) run(ctx context.Context, s Streams, name string, changes 
 		return err
 	}
 	mc := &flotillav1.MemberCluster{}
-	if err := hub.client.Get(ctx, client.ObjectKey{Name: name}, mc); err != nil {
-		return notFoundHint(err, "cluster", name, "flotilla cluster list")
-	}
-	patch := client.MergeFromWithOptions(mc.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	if mc.Labels == nil {
-		mc.Labels = map[string]string{}
-	}
-	for k, v := range set {
-		if old, ok := mc.Labels[k]; ok && old != v && !o.overwrite {
-			return fmt.Errorf("cluster %s already has label %s=%s: pass --overwrite to change it to %s", name, k, old, v)
+	// The hub writes the cluster's status all the time: retry on conflict,
+	// re-checking --overwrite against the fresh labels each time.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := hub.client.Get(ctx, client.ObjectKey{Name: name}, mc); err != nil {
+			return notFoundHint(err, "cluster", name, "flotilla cluster list")
 		}
-		mc.Labels[k] = v
-	}
-	for _, k := range remove {
-		delete(mc.Labels, k)
-	}
-	if err := hub.client.Patch(ctx, mc, patch); err != nil {
-		return fmt.Errorf("label cluster %s: %w", name, err)
+		patch := client.MergeFromWithOptions(mc.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		if mc.Labels == nil {
+			mc.Labels = map[string]string{}
+		}
+		for k, v := range set {
+			if old, ok := mc.Labels[k]; ok && old != v && !o.overwrite {
+				return fmt.Errorf("cluster %s already has label %s=%s: pass --overwrite to change it to %s", name, k, old, v)
+			}
+			mc.Labels[k] = v
+		}
+		for _, k := range remove {
+			delete(mc.Labels, k)
+		}
+		return hub.client.Patch(ctx, mc, patch)
+	})
+	if err != nil {
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("label cluster %s: %w (retry the command)", name, err)
+		}
+		return err
 	}
 	fmt.Fprintf(s.Out, "cluster %s labeled: %s\n", name, labelString(mc.Labels))
 	return nil
