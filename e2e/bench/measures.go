@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -126,7 +125,7 @@ func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, er
 		if err := spoke.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return nil, err
 		}
-		raw, err := clientcmd.Write(*mustLoad(spoke.Kubeconfig))
+		raw, err := os.ReadFile(spoke.Kubeconfig)
 		if err != nil {
 			return nil, err
 		}

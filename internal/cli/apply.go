@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -101,5 +100,3 @@ func waitDeployment(ctx context.Context, c *conn, namespace, name string, timeou
 	}
 	return nil
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

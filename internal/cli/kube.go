@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -117,7 +118,7 @@ func contextNames(raw clientcmdapi.Config) []string {
 	if len(names) == 0 {
 		return []string{"(none)"}
 	}
-	sortStrings(names)
+	sort.Strings(names)
 	return names
 }
 
@@ -181,8 +182,6 @@ func requireHub(ctx context.Context, hub *conn) error {
 	}
 	return nil
 }
-
-func isNoMatch(err error) bool { return apimeta.IsNoMatchError(err) }
 
 func objMeta(namespace, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: namespace, Name: name}

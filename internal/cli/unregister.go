@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -121,7 +122,7 @@ func (o *unregisterOptions) cleanSpoke(ctx context.Context, spoke *conn, s Strea
 	ns := o.agentNamespace
 	apps := &flotillav1.ApplicationList{}
 	err := spoke.client.List(ctx, apps, client.InNamespace(ns))
-	if err != nil && !isNoMatch(err) {
+	if err != nil && !apimeta.IsNoMatchError(err) {
 		return fmt.Errorf("list Applications on %s: %w", spoke.what, err)
 	}
 	if !o.deleteWorkloads {
