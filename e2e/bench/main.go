@@ -30,6 +30,7 @@ type config struct {
 	work       string
 	cp, bin    string
 	root       string
+	fanout     []fanoutSize
 }
 
 func main() {
@@ -39,6 +40,7 @@ func main() {
 	flag.StringVar(&c.plots, "plots", "docs/bench", "folder for the PNG plots (relative to the report)")
 	keep := flag.Bool("keep", false, "keep the fleets' folders (logs) after the run")
 	hubArgs := flag.String("hub-args", "", "extra flotilla-hub flags for the fan-out runs (space-separated), to try settings")
+	fanout := flag.String("fanout", "", "fan-out sizes to run instead of the mode's (comma-separated CLUSTERSxAPPS, e.g. 100x20)")
 	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent); the report is written to -out")
 	flag.Parse()
 	c.hubArgs = strings.Fields(*hubArgs)
@@ -50,6 +52,15 @@ func main() {
 		}
 	}
 	c.quick = *mode == "quick"
+	for _, f := range strings.FieldsFunc(*fanout, func(r rune) bool { return r == ',' }) {
+		var s fanoutSize
+		if _, err := fmt.Sscanf(f, "%dx%d", &s.clusters, &s.apps); err != nil || s.clusters <= 0 || s.apps <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: -fanout %q: want CLUSTERSxAPPS, e.g. 100x20\n", f)
+			os.Exit(2)
+		}
+		s.profile = true
+		c.fanout = append(c.fanout, s)
+	}
 	ctrllog.SetLogger(logr.Discard()) // the clients' logs are not part of the report
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -101,6 +112,9 @@ func run(c config) error {
 	sizes := []fanoutSize{{25, 20, false}, {50, 20, false}, {100, 20, true}, {100, 100, false}}
 	if c.quick {
 		sizes = []fanoutSize{{10, 10, false}, {25, 20, true}}
+	}
+	if c.fanout != nil {
+		sizes = c.fanout
 	}
 	for _, s := range sizes {
 		if !c.want("fanout") {

@@ -11,14 +11,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -99,7 +104,9 @@ type fanoutResult struct {
 	fanoutSize
 	total                           int
 	created, delivered, spokeCopies time.Duration
-	profileTop                      string
+	profileTop, apiProfileTop       string
+	heapTop                         string
+	hubRequests, fleetCPU           string
 	hubCPU                          float64
 	rssBefore, rssAfter, peakRSS    float64
 }
@@ -181,81 +188,68 @@ spec:
 `, strings.Join(elements, ", "))
 	total := s.clusters * s.apps
 	logf("  %d clusters × %d apps = %d Applications", s.clusters, s.apps, total)
-	start := time.Now()
+	reqBefore, err := apiRequests(f.Hub.Config)
+	if err != nil {
+		return nil, err
+	}
+	cpuBefore := cpuByProcess(f)
+	obs, err := observeFanout(ctx, f, spokes, total)
+	if err != nil {
+		return nil, err
+	}
+	defer obs.stop()
+	obs.begin()
 	if err := f.ApplyYAML(ctx, "fanout", set); err != nil {
 		return nil, err
 	}
 	res := &fanoutResult{fanoutSize: s, total: total, rssBefore: before.RSSMiB}
-	profiled := make(chan string, 1)
+	profiled, apiProfiled := make(chan string, 1), make(chan string, 1)
 	if s.profile {
-		go func() { profiled <- cpuProfileTop(c, pprofPort, 10*time.Second) }()
+		go func() {
+			profiled <- profileTop(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=10", pprofPort), fmt.Sprintf("hub-%d.pprof", total))
+		}()
+		go func() {
+			hc, err := rest.HTTPClientFor(f.Hub.Config)
+			if err != nil {
+				apiProfiled <- err.Error()
+				return
+			}
+			apiProfiled <- profileTop(c, hc, f.Hub.URL+"/debug/pprof/profile?seconds=10", fmt.Sprintf("hub-apiserver-%d.pprof", total))
+		}()
 	} else {
 		profiled <- ""
+		apiProfiled <- ""
 	}
-	var createdAt, deliveredAt, copiesAt time.Duration
-	err = waitFor(ctx, 10*time.Minute, "delivered", func() (bool, string) {
-		time.Sleep(400 * time.Millisecond) // with waitFor's 100ms: a list every 0.5s, light on the apiservers measured
-		if copiesAt == 0 {
-			n := 0
-			for _, name := range spokes {
-				list := &metav1.PartialObjectMetadataList{}
-				list.SetGroupVersionKind(flotillav1.GroupVersion.WithKind("ApplicationList"))
-				if err := f.Spokes[name].Client.List(ctx, list); err != nil {
-					return false, err.Error()
-				}
-				for _, a := range list.Items {
-					if strings.HasPrefix(a.Namespace, "fanout-") {
-						n++
-					}
-				}
-			}
-			if n == total {
-				copiesAt = time.Since(start)
-			}
-		}
-		if deliveredAt == 0 {
-			apps := &flotillav1.ApplicationList{}
-			if err := hc.List(ctx, apps, client.InNamespace("default")); err != nil {
-				return false, err.Error()
-			}
-			n := 0
-			for _, a := range apps.Items {
-				if cnd := apimeta.FindStatusCondition(a.Status.Conditions, flotillav1.ConditionDelivered); cnd != nil && cnd.Status == metav1.ConditionTrue {
-					n++
-				}
-			}
-			if createdAt == 0 && len(apps.Items) == total {
-				createdAt = time.Since(start)
-			}
-			if n == total {
-				deliveredAt = time.Since(start)
-			} else {
-				return false, fmt.Sprintf("%d/%d delivered", n, total)
-			}
-		}
-		return deliveredAt != 0 && copiesAt != 0, "spoke copies missing"
-	})
-	if err != nil {
-		return nil, err
+	createdAt, deliveredAt, copiesAt := obs.wait(ctx, 10*time.Minute)
+	if deliveredAt == 0 || copiesAt == 0 {
+		return nil, fmt.Errorf("not delivered after 10m: %s", obs.progress())
 	}
 	after, err := framework.ReadStats(pid)
 	if err != nil {
 		return nil, err
 	}
 	res.created, res.delivered, res.spokeCopies = createdAt, deliveredAt, copiesAt
-	res.profileTop = <-profiled
+	res.fleetCPU = cpuDelta(cpuBefore, cpuByProcess(f))
+	logf("  %s", res.fleetCPU)
+	if reqAfter, err := apiRequests(f.Hub.Config); err == nil {
+		res.hubRequests = requestDelta(reqBefore, reqAfter, float64(total)/100)
+		logf("  hub apiserver requests: %s", res.hubRequests)
+	}
+	res.profileTop, res.apiProfileTop = <-profiled, <-apiProfiled
+	if s.profile {
+		res.heapTop = profileTop(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", pprofPort), fmt.Sprintf("hub-heap-%d.pprof", total), "-sample_index=inuse_space")
+	}
 	res.hubCPU, res.rssAfter, res.peakRSS = after.CPUSeconds-before.CPUSeconds, after.RSSMiB, after.PeakRSSMiB
 	logf("  hub Applications created in %s, delivered in %s, spoke copies in %s, hub %.1f CPU s, RSS %.0f→%.0f MiB (peak %.0f)", createdAt.Round(10*time.Millisecond), deliveredAt.Round(10*time.Millisecond),
 		copiesAt.Round(10*time.Millisecond), res.hubCPU, res.rssBefore, res.rssAfter, res.peakRSS)
 	return res, nil
 }
 
-// cpuProfileTop fetches a CPU profile of the hub and returns `go tool pprof
+// profileTop fetches a pprof profile over HTTP and returns `go tool pprof
 // -top` for it (the profile file itself stays out of the repository).
-func cpuProfileTop(c config, port int, d time.Duration) string {
-	path := filepath.Join(c.work, fmt.Sprintf("hub-%d.pprof", port))
-	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, int(d.Seconds()))
-	resp, err := http.Get(url)
+func profileTop(c config, hc *http.Client, url, file string, args ...string) string {
+	path := filepath.Join(c.work, file)
+	resp, err := hc.Get(url)
 	if err != nil {
 		return fmt.Sprintf("(profile unavailable: %v)", err)
 	}
@@ -267,7 +261,7 @@ func cpuProfileTop(c config, port int, d time.Duration) string {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return err.Error()
 	}
-	top := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", path)
+	top := exec.Command("go", append(append([]string{"tool", "pprof", "-top", "-nodecount=15"}, args...), path)...)
 	out, err := top.CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("(pprof failed: %v)", err)
@@ -282,4 +276,255 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// apiRequests reads apiserver_request_total from an apiserver's /metrics,
+// summed per "VERB resource[/subresource]", so a report can say which
+// requests a measured window cost.
+func apiRequests(cfg *rest.Config) (map[string]float64, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Get(cfg.Host + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	label := func(line, name string) string {
+		i := strings.Index(line, name+`="`)
+		if i < 0 {
+			return ""
+		}
+		rest := line[i+len(name)+2:]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			continue
+		}
+		key := label(line, "verb") + " " + label(line, "resource")
+		if sub := label(line, "subresource"); sub != "" {
+			key += "/" + sub
+		}
+		out[key] += v
+	}
+	return out, nil
+}
+
+// requestDelta formats the requests made between two apiRequests readings,
+// most first, leaving out kinds with fewer than min requests.
+func requestDelta(before, after map[string]float64, min float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var rows []kv
+	for k, v := range after {
+		if d := v - before[k]; d >= min {
+			rows = append(rows, kv{k, d})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].v > rows[j].v || (rows[i].v == rows[j].v && rows[i].k < rows[j].k) })
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%s %.0f, ", r.k, r.v)
+	}
+	return strings.TrimSuffix(b.String(), ", ")
+}
+
+// cpuByProcess reads the CPU seconds of every process of a fleet, grouped
+// by role: the spokes' components are summed across spokes.
+func cpuByProcess(f *framework.Fleet) map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range f.Processes() {
+		pid := p.Pid()
+		if pid == 0 {
+			continue
+		}
+		st, err := framework.ReadStats(pid)
+		if err != nil {
+			continue
+		}
+		name := p.Name
+		if strings.HasPrefix(name, "spoke-") {
+			name = "spokes' " + name[strings.IndexByte(name, '/')+1:]
+		}
+		out[name] += st.CPUSeconds
+	}
+	return out
+}
+
+// cpuDelta formats where CPU time went between two cpuByProcess readings.
+func cpuDelta(before, after map[string]float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var rows []kv
+	total := 0.0
+	for k, v := range after {
+		d := v - before[k]
+		total += d
+		rows = append(rows, kv{k, d})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].v > rows[j].v })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%.1f CPU s in all: ", total)
+	for _, r := range rows {
+		if r.v >= 0.05 {
+			fmt.Fprintf(&b, "%s %.1f, ", r.k, r.v)
+		}
+	}
+	return strings.TrimSuffix(b.String(), ", ")
+}
+
+// fanoutObserver watches (rather than lists: listing thousands of objects
+// twice a second was a visible part of the load measured) the hub
+// Applications and the spoke copies, and notes when each count is reached.
+type fanoutObserver struct {
+	total  int
+	start  time.Time
+	cancel context.CancelFunc
+
+	mu                               sync.Mutex
+	created, delivered, copies       map[string]bool
+	createdAt, deliveredAt, copiesAt time.Duration
+	done                             chan struct{}
+}
+
+func observeFanout(ctx context.Context, f *framework.Fleet, spokes []string, total int) (*fanoutObserver, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	o := &fanoutObserver{total: total, cancel: cancel, created: map[string]bool{}, delivered: map[string]bool{}, copies: map[string]bool{}, done: make(chan struct{})}
+	hub, err := client.NewWithWatch(f.Hub.Config, client.Options{Scheme: framework.Scheme()})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	go o.watch(ctx, hub, func() client.ObjectList { return &flotillav1.ApplicationList{} }, []client.ListOption{client.InNamespace("default")}, func(t watch.EventType, obj runtime.Object) {
+		a, ok := obj.(*flotillav1.Application)
+		if !ok {
+			return
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if t == watch.Deleted {
+			delete(o.created, a.Name)
+			delete(o.delivered, a.Name)
+			return
+		}
+		o.created[a.Name] = true
+		cnd := apimeta.FindStatusCondition(a.Status.Conditions, flotillav1.ConditionDelivered)
+		if cnd != nil && cnd.Status == metav1.ConditionTrue {
+			o.delivered[a.Name] = true
+		} else {
+			delete(o.delivered, a.Name)
+		}
+		o.note()
+	})
+	for _, name := range spokes {
+		sc, err := client.NewWithWatch(f.Spokes[name].Config, client.Options{Scheme: framework.Scheme()})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		go o.watch(ctx, sc, func() client.ObjectList {
+			l := &metav1.PartialObjectMetadataList{}
+			l.SetGroupVersionKind(flotillav1.GroupVersion.WithKind("ApplicationList"))
+			return l
+		}, nil, func(t watch.EventType, obj runtime.Object) {
+			m, ok := obj.(*metav1.PartialObjectMetadata)
+			if !ok || !strings.HasPrefix(m.Namespace, "fanout-") {
+				return
+			}
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			key := name + "/" + m.Namespace + "/" + m.Name
+			if t == watch.Deleted {
+				delete(o.copies, key)
+			} else {
+				o.copies[key] = true
+			}
+			o.note()
+		})
+	}
+	return o, nil
+}
+
+// watch runs one watch until ctx ends, restarting it if the apiserver
+// closes it (events are idempotent on the observer's sets).
+func (o *fanoutObserver) watch(ctx context.Context, c client.WithWatch, list func() client.ObjectList, opts []client.ListOption, fn func(watch.EventType, runtime.Object)) {
+	for ctx.Err() == nil {
+		w, err := c.Watch(ctx, list(), opts...)
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Error && ev.Type != watch.Bookmark {
+				fn(ev.Type, ev.Object)
+			}
+		}
+		w.Stop()
+	}
+}
+
+// note records the times the counts are reached; callers hold mu.
+func (o *fanoutObserver) note() {
+	if o.start.IsZero() {
+		return
+	}
+	now := time.Since(o.start)
+	if o.createdAt == 0 && len(o.created) == o.total {
+		o.createdAt = now
+	}
+	if o.deliveredAt == 0 && len(o.delivered) == o.total {
+		o.deliveredAt = now
+	}
+	if o.copiesAt == 0 && len(o.copies) == o.total {
+		o.copiesAt = now
+	}
+	if o.deliveredAt != 0 && o.copiesAt != 0 {
+		select {
+		case <-o.done:
+		default:
+			close(o.done)
+		}
+	}
+}
+
+func (o *fanoutObserver) wait(ctx context.Context, timeout time.Duration) (created, delivered, copies time.Duration) {
+	select {
+	case <-o.done:
+	case <-time.After(timeout):
+	case <-ctx.Done():
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.createdAt, o.deliveredAt, o.copiesAt
+}
+
+func (o *fanoutObserver) progress() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return fmt.Sprintf("%d created, %d delivered, %d spoke copies of %d", len(o.created), len(o.delivered), len(o.copies), o.total)
+}
+
+func (o *fanoutObserver) stop() { o.cancel() }
+
+// begin starts the clock.
+func (o *fanoutObserver) begin() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.start = time.Now()
+	return o.start
 }

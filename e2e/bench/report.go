@@ -164,13 +164,26 @@ func (r *report) write(c config) error {
 	}
 	w("")
 	w("%s", r.growth())
+	w("")
+	w("Where the work went, per size, over the delivery window: the hub kube-apiserver's requests (`apiserver_request_total`, kinds with at least 1 per 100 Applications) and the CPU seconds of every process of the fleet (`/proc/<pid>/stat`; the four spokes' components summed).")
+	w("")
 	for _, f := range r.fanout {
-		if f.profileTop != "" {
+		w("- %d Applications: requests: %s; CPU: %s.", f.total, f.hubRequests, f.fleetCPU)
+	}
+	for _, f := range r.fanout {
+		for _, p := range []struct{ what, top string }{
+			{"CPU profile of flotilla-hub, first 10 s", f.profileTop},
+			{"CPU profile of the hub's kube-apiserver, first 10 s", f.apiProfileTop},
+			{"Heap profile (in use) of flotilla-hub after delivery", f.heapTop},
+		} {
+			if p.top == "" {
+				continue
+			}
 			w("")
-			w("CPU profile of flotilla-hub, first 10 s of the %d-Application fan-out (`--pprof-bind-address`, `go tool pprof -top`):", f.total)
+			w("%s of the %d-Application fan-out (`go tool pprof -top`):", p.what, f.total)
 			w("")
 			w("```")
-			w("%s", strings.TrimSpace(f.profileTop))
+			w("%s", strings.TrimSpace(p.top))
 			w("```")
 		}
 	}

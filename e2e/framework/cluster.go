@@ -87,7 +87,7 @@ func (f *Fleet) newCluster(name string, workloads bool) (*Cluster, error) {
 		"--service-account-signing-key-file=" + f.pki.SAKey, "--api-audiences=https://" + name + ".flotilla.local",
 		"--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
 		"--disable-admission-plugins=ServiceAccount", "--enable-priority-and-fairness=true",
-		"--endpoint-reconciler-type=none", "--profiling=false", "--watch-cache=true", "--event-ttl=10m", "--v=1",
+		"--endpoint-reconciler-type=none", "--profiling=true", "--watch-cache=true", "--event-ttl=10m", "--v=1",
 	}}
 	c.ControllerManager = &Process{Name: name + "/kube-controller-manager", Path: filepath.Join(bin, "kube-controller-manager"), Log: filepath.Join(f.LogDir, name+"-kube-controller-manager.log"), Args: []string{
 		"--kubeconfig=" + c.Kubeconfig, "--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,

@@ -8,7 +8,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"sync"
 	"time"
 
@@ -21,11 +24,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -50,8 +56,9 @@ type Reconciler struct {
 	// Workers is the number of concurrent reconciles (default 32).
 	Workers int
 
-	ctrl controller.Controller
-	sems sync.Map // cluster → chan struct{}
+	ctrl    controller.Controller
+	sems    sync.Map // cluster → chan struct{}
+	written sync.Map // Application key → writtenStatus last written
 }
 
 // SetupWithManager registers the controller, indexes, and spoke watches.
@@ -65,7 +72,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("delivery").
 		For(&flotillav1.Application{}).
-		Watches(&flotillav1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.appsOfCluster)).
+		Watches(&flotillav1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.appsOfCluster), builder.WithPredicates(clusterChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Build(r)
 	if err != nil {
@@ -91,9 +98,33 @@ func (r *Reconciler) watchSpoke(c *remote.Cluster) {
 	}
 }
 
+// clusterChanged passes the MemberCluster events delivery acts on: a
+// cluster created or deleted, its spec changed (paused, agent namespace) or
+// its Ready condition changed (a pooled connection appeared or failed).
+// Status writes that change nothing of this (heartbeats, application
+// counts) would otherwise re-queue every Application of the cluster.
+var clusterChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		oldMC, ok1 := e.ObjectOld.(*flotillav1.MemberCluster)
+		newMC, ok2 := e.ObjectNew.(*flotillav1.MemberCluster)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return oldMC.Generation != newMC.Generation || !newMC.DeletionTimestamp.Equal(oldMC.DeletionTimestamp) ||
+			readyStatus(oldMC) != readyStatus(newMC)
+	},
+}
+
+func readyStatus(mc *flotillav1.MemberCluster) metav1.ConditionStatus {
+	if c := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionReady); c != nil {
+		return c.Status
+	}
+	return metav1.ConditionUnknown
+}
+
 func (r *Reconciler) appsOfCluster(ctx context.Context, o client.Object) []reconcile.Request {
 	var list flotillav1.ApplicationList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{status.ClusterIndex: o.GetName()}); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingFields{status.ClusterIndex: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))
@@ -120,6 +151,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	app := &flotillav1.Application{}
 	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	clusterName := app.Spec.Destination.Cluster
@@ -269,7 +303,11 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application, 
 	}
 	patch := client.MergeFrom(app.DeepCopy())
 	controllerutil.RemoveFinalizer(app, flotillav1.FinalizerDelivery)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, app, patch))
+	if err := r.Client.Patch(ctx, app, patch); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	r.written.Delete(client.ObjectKeyFromObject(app))
+	return ctrl.Result{}, nil
 }
 
 func (r *Reconciler) notDelivered(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, reason, msg string, after time.Duration) (ctrl.Result, error) {
@@ -321,7 +359,53 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 		return err
 	}
 	st["conditions"] = kube.Conditions(app.Status.Conditions, app.Generation, conds...)
-	return kube.ApplyStatus(ctx, r.Client, app, "Application", FieldManager, st)
+	digest, err := statusDigest(st)
+	if err != nil {
+		return err
+	}
+	key := client.ObjectKeyFromObject(app)
+	if last, ok := r.written.Load(key); ok && last.(writtenStatus) == (writtenStatus{app.UID, digest}) {
+		// This very status was written by the previous reconcile and the
+		// cache has not caught up yet (a spoke event re-queued the
+		// Application at once): writing it again would change nothing.
+		return nil
+	}
+	if err := kube.ApplyStatus(ctx, r.Client, app, "Application", FieldManager, st); err != nil {
+		r.written.Delete(key)
+		return err
+	}
+	r.written.Store(key, writtenStatus{app.UID, digest})
+	return nil
+}
+
+// writtenStatus identifies the status last written to an Application.
+type writtenStatus struct {
+	uid    types.UID
+	digest uint64
+}
+
+// statusDigest hashes a status as it is written, conditions' transition
+// times left out (they are recomputed from the possibly stale cache).
+func statusDigest(st map[string]any) (uint64, error) {
+	h := fnv.New64a()
+	conds, _ := st["conditions"].([]any)
+	rest := make(map[string]any, len(st))
+	for k, v := range st {
+		if k != "conditions" {
+			rest[k] = v
+		}
+	}
+	if err := json.NewEncoder(h).Encode(rest); err != nil {
+		return 0, err
+	}
+	for _, c := range conds {
+		m := maps.Clone(c.(map[string]any))
+		delete(m, "lastTransitionTime")
+		if err := json.NewEncoder(h).Encode(m); err != nil {
+			return 0, err
+		}
+	}
+	return h.Sum64(), nil
 }
 
 // lastChange is when the hub Application's spec last changed, as near as

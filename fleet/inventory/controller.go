@@ -156,8 +156,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if p.heartbeat != nil {
 		st["lastHeartbeatTime"] = p.heartbeat.UTC().Format(time.RFC3339)
 	}
-	if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, st); err != nil {
-		return ctrl.Result{}, err
+	if r.statusChanged(mc, p) {
+		if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, st); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if old := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionReady); r.Recorder != nil && (old == nil || old.Status != p.ready.Status) {
 		kind := corev1.EventTypeNormal
@@ -171,6 +173,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: r.ProbeInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.nextBackoff(mc.Name)}, nil
+}
+
+// statusChanged reports whether a probe found something the status does
+// not say yet. The heartbeat time alone is refreshed only every half grace
+// period: a write per probe per cluster would load the hub apiserver (and
+// every watcher of MemberClusters) with writes that tell nobody anything.
+func (r *Reconciler) statusChanged(mc *flotillav1.MemberCluster, p probe) bool {
+	st := mc.Status
+	if st.ObservedGeneration != mc.Generation || (p.server != "" && st.Server != p.server) ||
+		(p.version != "" && st.KubernetesVersion != p.version) || (p.agentVer != "" && st.AgentVersion != p.agentVer) {
+		return true
+	}
+	for _, c := range []metav1.Condition{p.ready, p.creds, p.agent} {
+		old := apimeta.FindStatusCondition(st.Conditions, c.Type)
+		if old == nil || old.Status != c.Status || old.Reason != c.Reason || old.Message != c.Message || old.ObservedGeneration != mc.Generation {
+			return true
+		}
+	}
+	if p.heartbeat == nil {
+		return false
+	}
+	return st.LastHeartbeatTime == nil || p.heartbeat.Sub(st.LastHeartbeatTime.Time) >= r.HeartbeatGrace/2
 }
 
 func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) probe {
@@ -261,7 +285,7 @@ func (r *Reconciler) readLease(p *probe, lease *coordinationv1.Lease) {
 		p.agent.Message = fmt.Sprintf("last agent heartbeat %s ago (grace %s): check the flotilla-agent pod", age, r.HeartbeatGrace)
 		return
 	}
-	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, "Heartbeat", fmt.Sprintf("agent %s renewed its Lease %s ago", p.agentVer, age)
+	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, "Heartbeat", fmt.Sprintf("agent %s renews its Lease (heartbeat within the %s grace)", p.agentVer, r.HeartbeatGrace)
 }
 
 func (r *Reconciler) nextBackoff(name string) time.Duration {

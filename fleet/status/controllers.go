@@ -5,7 +5,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,13 +40,20 @@ func IndexByCluster(mgr ctrl.Manager) error {
 type SetReconciler struct {
 	Client client.Client
 
+	// MinInterval between two status writes of one set (default 1s): while
+	// a rollout changes Applications hundreds of times a second, the set's
+	// status is rewritten at most this often.
+	MinInterval time.Duration
+
 	mu        sync.Mutex
 	firstSeen map[string]time.Time // set/revision → when first seen
+	writes    writeLimiter
 }
 
 // SetupWithManager registers the controller.
 func (r *SetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.firstSeen = map[string]time.Time{}
+	r.writes = newWriteLimiter(r.MinInterval)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("applicationset-status").
 		For(&flotillav1.ApplicationSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -65,14 +74,24 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}()
 	set := &flotillav1.ApplicationSet{}
 	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.writes.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if wait := r.writes.wait(req.NamespacedName); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	var list flotillav1.ApplicationList
-	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingLabels{flotillav1.LabelApplicationSet: set.Name}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingLabels{flotillav1.LabelApplicationSet: set.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	agg := Aggregate(list.Items)
 	r.observeLeadTime(set, list.Items, agg)
+	if sameSetStatus(set, agg) {
+		return ctrl.Result{}, nil
+	}
 	st := map[string]any{
 		"conditions": kube.Conditions(set.Status.Conditions, set.Generation, agg.Healthy),
 	}
@@ -83,7 +102,61 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		}
 		st[k] = u
 	}
-	return ctrl.Result{}, kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
+	if err := kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.writes.wrote(req.NamespacedName)
+	return ctrl.Result{}, nil
+}
+
+// writeLimiter spaces one object's status writes by a minimum interval.
+type writeLimiter struct {
+	interval time.Duration
+	mu       sync.Mutex
+	last     map[types.NamespacedName]time.Time
+}
+
+func newWriteLimiter(interval time.Duration) writeLimiter {
+	if interval == 0 {
+		interval = time.Second
+	}
+	return writeLimiter{interval: interval, last: map[types.NamespacedName]time.Time{}}
+}
+
+// wait is how long key must wait before its next write (≤ 0: now).
+func (l *writeLimiter) wait(key types.NamespacedName) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.interval - time.Since(l.last[key])
+}
+
+func (l *writeLimiter) wrote(key types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last[key] = time.Now()
+}
+
+func (l *writeLimiter) forget(key types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.last, key)
+}
+
+// sameSetStatus reports whether the set's status already says agg.
+func sameSetStatus(set *flotillav1.ApplicationSet, agg SetStatus) bool {
+	st := set.Status
+	old := apimeta.FindStatusCondition(st.Conditions, flotillav1.ConditionHealthy)
+	return old != nil && old.Status == agg.Healthy.Status && old.Reason == agg.Healthy.Reason && old.Message == agg.Healthy.Message &&
+		old.ObservedGeneration == set.Generation && st.Summary == agg.Summary &&
+		equality.Semantic.DeepEqual(emptyNil(st.Revisions), emptyNil(agg.Revisions)) &&
+		equality.Semantic.DeepEqual(emptyNil(st.NotHealthy), emptyNil(agg.NotHealthy))
+}
+
+func emptyNil[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 // observeLeadTime records, once per revision, the time from the revision's
@@ -119,10 +192,15 @@ func (r *SetReconciler) observeLeadTime(set *flotillav1.ApplicationSet, apps []f
 // ClusterReconciler aggregates Application status into MemberCluster status.
 type ClusterReconciler struct {
 	Client client.Client
+	// MinInterval between two status writes of one cluster (default 1s).
+	MinInterval time.Duration
+
+	writes writeLimiter
 }
 
 // SetupWithManager registers the controller.
 func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.writes = newWriteLimiter(r.MinInterval)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("membercluster-status").
 		For(&flotillav1.MemberCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -139,11 +217,15 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if apierrors.IsNotFound(err) {
 			metrics.ApplicationsByHealth.DeletePartialMatch(map[string]string{"cluster": req.Name})
 			metrics.DriftCorrections.DeleteLabelValues(req.Name)
+			r.writes.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if wait := r.writes.wait(req.NamespacedName); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	var list flotillav1.ApplicationList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{ClusterIndex: mc.Name}); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingFields{ClusterIndex: mc.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	counts := Count(list.Items)
@@ -163,7 +245,11 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, map[string]any{"applications": u})
+	if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, map[string]any{"applications": u}); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.writes.wrote(req.NamespacedName)
+	return ctrl.Result{}, nil
 }
 
 func toUnstructured(v any) (any, error) {

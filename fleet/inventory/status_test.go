@@ -1,0 +1,49 @@
+package inventory
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+)
+
+func TestStatusChangedOnlyForNews(t *testing.T) {
+	r := &Reconciler{HeartbeatGrace: 40 * time.Second}
+	now := time.Now()
+	hb := metav1.NewTime(now)
+	p := probe{
+		ready:  metav1.Condition{Type: flotillav1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Reachable", Message: "ok"},
+		creds:  metav1.Condition{Type: flotillav1.ConditionCredentialsValid, Status: metav1.ConditionTrue, Reason: "Authenticated", Message: "ok"},
+		agent:  metav1.Condition{Type: flotillav1.ConditionAgentAvailable, Status: metav1.ConditionTrue, Reason: "Heartbeat", Message: "ok"},
+		server: "https://a", version: "v1.37.2", agentVer: "v1", heartbeat: &hb,
+	}
+	mc := &flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+	assert.True(t, r.statusChanged(mc, p), "nothing recorded yet")
+
+	last := metav1.NewTime(now.Add(-5 * time.Second))
+	mc.Status = flotillav1.MemberClusterStatus{ObservedGeneration: 2, Server: "https://a", KubernetesVersion: "v1.37.2", AgentVersion: "v1", LastHeartbeatTime: &last}
+	for _, c := range []metav1.Condition{p.ready, p.creds, p.agent} {
+		c.ObservedGeneration = 2
+		mc.Status.Conditions = append(mc.Status.Conditions, c)
+	}
+	assert.False(t, r.statusChanged(mc, p), "a heartbeat 5s newer alone is not worth a write")
+
+	old := metav1.NewTime(now.Add(-21 * time.Second))
+	mc.Status.LastHeartbeatTime = &old
+	assert.True(t, r.statusChanged(mc, p), "a heartbeat older than half the grace is refreshed")
+	mc.Status.LastHeartbeatTime = &last
+
+	down := p
+	down.ready.Status, down.ready.Reason = metav1.ConditionUnknown, "Unreachable"
+	assert.True(t, r.statusChanged(mc, down), "a condition change is written at once")
+
+	upgraded := p
+	upgraded.agentVer = "v2"
+	assert.True(t, r.statusChanged(mc, upgraded), "a new agent version is written at once")
+
+	mc.Generation = 3
+	assert.True(t, r.statusChanged(mc, p), "a new generation is observed at once")
+}
