@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -45,10 +46,14 @@ func main() {
 	flag.IntVar(&o.DeliveryWorkers, "delivery-workers", 32, "concurrent delivery reconciles")
 	flag.IntVar(&o.PerClusterWrites, "per-cluster-writes", 8, "in-flight spoke requests per cluster")
 	flag.IntVar(&o.SetWriters, "set-writers", 16, "parallel Application writes per ApplicationSet")
+	gcPercent := flag.Int("gc-percent", 50, "Go GC target percentage (GOGC), unless the GOGC environment variable is set: the hub's memory is mostly caches, and 50 instead of Go's 100 keeps its RSS ~20% lower at no measurable CPU cost (BENCHMARKS.md)")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	o.ClientLimits.QPS = float32(qps)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gcPercent)
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
 	log := ctrl.Log.WithName("flotilla-hub")

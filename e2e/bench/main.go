@@ -26,6 +26,7 @@ type config struct {
 	quick      bool
 	only       map[string]bool
 	hubArgs    []string
+	hubEnv     []string
 	out, plots string
 	work       string
 	cp, bin    string
@@ -39,11 +40,12 @@ func main() {
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "report to write")
 	flag.StringVar(&c.plots, "plots", "docs/bench", "folder for the PNG plots (relative to the report)")
 	keep := flag.Bool("keep", false, "keep the fleets' folders (logs) after the run")
+	hubEnv := flag.String("hub-env", "", "extra flotilla-hub environment for the fan-out runs (space-separated KEY=VALUE), to try settings")
 	hubArgs := flag.String("hub-args", "", "extra flotilla-hub flags for the fan-out runs (space-separated), to try settings")
 	fanout := flag.String("fanout", "", "fan-out sizes to run instead of the mode's (comma-separated CLUSTERSxAPPS, e.g. 100x20)")
 	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent); the report is written to -out")
 	flag.Parse()
-	c.hubArgs = strings.Fields(*hubArgs)
+	c.hubArgs, c.hubEnv = strings.Fields(*hubArgs), strings.Fields(*hubEnv)
 	*keepWork = *keep
 	if *only != "" {
 		c.only = map[string]bool{}

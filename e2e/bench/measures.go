@@ -111,6 +111,14 @@ type fanoutResult struct {
 	rssBefore, rssAfter, peakRSS    float64
 }
 
+// addedPerApp is the hub's added RSS per Application in KiB.
+func (f *fanoutResult) addedPerApp() float64 {
+	return (f.rssAfter - f.rssBefore) * 1024 / float64(f.total)
+}
+
+// settle is how long after delivery the hub's memory is read.
+const settle = 15 * time.Second
+
 // benchFanout: clusters MemberClusters spread over 4 spoke apiservers
 // through distinct agentNamespaces, one set of apps list elements.
 func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, error) {
@@ -120,7 +128,7 @@ func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, er
 		return nil, err
 	}
 	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, fmt.Sprintf("fanout-%d-%d", s.clusters, s.apps)), Spokes: spokes,
-		ControlPlaneBin: c.cp, FlotillaBin: c.bin, HubArgs: append([]string{fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort)}, c.hubArgs...)})
+		ControlPlaneBin: c.cp, FlotillaBin: c.bin, HubArgs: append([]string{fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort)}, c.hubArgs...), HubEnv: c.hubEnv})
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +236,13 @@ spec:
 	if err != nil {
 		return nil, err
 	}
+	// Memory is read once the burst has settled: what the hub holds for
+	// these Applications, not the garbage of creating them.
+	time.Sleep(settle)
+	settled, err := framework.ReadStats(pid)
+	if err != nil {
+		return nil, err
+	}
 	res.created, res.delivered, res.spokeCopies = createdAt, deliveredAt, copiesAt
 	res.fleetCPU = cpuDelta(cpuBefore, cpuByProcess(f))
 	logf("  %s", res.fleetCPU)
@@ -237,9 +252,9 @@ spec:
 	}
 	res.profileTop, res.apiProfileTop = <-profiled, <-apiProfiled
 	if s.profile {
-		res.heapTop = profileTop(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", pprofPort), fmt.Sprintf("hub-heap-%d.pprof", total), "-sample_index=inuse_space")
+		res.heapTop = profileTop(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", pprofPort), fmt.Sprintf("hub-heap-%d.pprof", total), "-sample_index=inuse_space")
 	}
-	res.hubCPU, res.rssAfter, res.peakRSS = after.CPUSeconds-before.CPUSeconds, after.RSSMiB, after.PeakRSSMiB
+	res.hubCPU, res.rssAfter, res.peakRSS = after.CPUSeconds-before.CPUSeconds, settled.RSSMiB, settled.PeakRSSMiB
 	logf("  hub Applications created in %s, delivered in %s, spoke copies in %s, hub %.1f CPU s, RSS %.0f→%.0f MiB (peak %.0f)", createdAt.Round(10*time.Millisecond), deliveredAt.Round(10*time.Millisecond),
 		copiesAt.Round(10*time.Millisecond), res.hubCPU, res.rssBefore, res.rssAfter, res.peakRSS)
 	return res, nil

@@ -51,6 +51,8 @@ type Options struct {
 	SpokeLabels map[string]string
 	// HubArgs and AgentArgs are added to the processes' flags.
 	HubArgs, AgentArgs []string
+	// HubEnv is added to flotilla-hub's environment (KEY=VALUE).
+	HubEnv []string
 	// Progress receives one line per step (nil: discarded).
 	Progress io.Writer
 }
@@ -260,7 +262,7 @@ func (f *Fleet) StartHub() error {
 			"--git-cache-dir=" + filepath.Join(f.Dir, "hub-git-cache"), "--probe-interval=2s", "--heartbeat-grace=15s",
 			"--git-poll-interval=15s", "--git-timeout=10s", "--cluster-timeout=5s"}
 		f.HubProcess = &Process{Name: "flotilla-hub", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-hub"), Log: filepath.Join(f.LogDir, "flotilla-hub.log"),
-			Args: append(args, f.opts.HubArgs...)}
+			Args: append(args, f.opts.HubArgs...), Env: f.opts.HubEnv}
 	}
 	return f.HubProcess.Start()
 }

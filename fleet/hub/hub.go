@@ -55,7 +55,7 @@ type Options struct {
 func CacheOptions(namespace string) cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Namespaces: map[string]cache.Config{namespace: {}}},
-	}, DefaultTransform: kube.TrimManagedFields}
+	}, DefaultTransform: kube.SlimCache}
 }
 
 // Scheme returns the hub's scheme.

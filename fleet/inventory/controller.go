@@ -57,6 +57,7 @@ type Reconciler struct {
 
 	mu      sync.Mutex
 	backoff map[string]time.Duration
+	clients map[string]*probeClient
 }
 
 // SetupWithManager registers the controller.
@@ -74,6 +75,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Limits = remote.DefaultLimits
 	}
 	r.backoff = map[string]time.Duration{}
+	r.clients = map[string]*probeClient{}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.MemberCluster{}, secretIndex, func(o client.Object) []string {
 		return []string{o.(*flotillav1.MemberCluster).Spec.KubeconfigSecretRef.Name}
 	}); err != nil {
@@ -117,14 +119,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Pool.Remove(req.Name)
-			r.forget(req.Name)
+			r.drop(req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !mc.DeletionTimestamp.IsZero() {
 		r.Pool.Remove(mc.Name)
-		r.forget(mc.Name)
+		r.drop(mc.Name)
 		return ctrl.Result{}, nil
 	}
 
@@ -224,7 +226,7 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 	if !found {
 		return fail(metav1.ConditionFalse, "SecretKeyMissing", fmt.Sprintf("Secret %s/%s has no key %q", r.Namespace, ref.Name, key))
 	}
-	cfg, hash, err := remote.ParseKubeconfig(raw, r.AllowExec, r.Limits)
+	pc, err := r.probeClient(mc.Name, secret, key, raw)
 	if err != nil {
 		reason := "InvalidKubeconfig"
 		if errors.Is(err, remote.ErrExecNotAllowed) {
@@ -232,14 +234,8 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 		}
 		return fail(metav1.ConditionFalse, reason, fmt.Sprintf("Secret %s/%s key %q: %v", r.Namespace, ref.Name, key, err))
 	}
-	p.cfg, p.hash, p.server = cfg, hash, cfg.Host
-
-	probeCfg := rest.CopyConfig(cfg)
-	probeCfg.Timeout = min(cfg.Timeout, 10*time.Second)
-	cs, err := kubernetes.NewForConfig(probeCfg)
-	if err != nil {
-		return fail(metav1.ConditionFalse, "InvalidKubeconfig", "build a client from the kubeconfig: "+err.Error())
-	}
+	cfg, cs := pc.cfg, pc.cs
+	p.cfg, p.hash, p.server = cfg, pc.hash, cfg.Host
 	ver, err := cs.Discovery().ServerVersion()
 	if err != nil {
 		switch {
@@ -288,6 +284,41 @@ func (r *Reconciler) readLease(p *probe, lease *coordinationv1.Lease) {
 	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, "Heartbeat", fmt.Sprintf("agent %s renews its Lease (heartbeat within the %s grace)", p.agentVer, r.HeartbeatGrace)
 }
 
+// probeClient is a cluster's parsed kubeconfig and probe client, kept
+// while its Secret does not change: parsing the kubeconfig and building a
+// clientset on every probe of every cluster was a tenth of the hub's CPU.
+type probeClient struct {
+	source string // Secret UID, resourceVersion and key it was built from
+	cfg    *rest.Config
+	hash   string
+	cs     kubernetes.Interface
+}
+
+func (r *Reconciler) probeClient(cluster string, secret *corev1.Secret, key string, raw []byte) (*probeClient, error) {
+	source := string(secret.UID) + "/" + secret.ResourceVersion + "/" + key
+	r.mu.Lock()
+	pc, ok := r.clients[cluster]
+	r.mu.Unlock()
+	if ok && pc.source == source {
+		return pc, nil
+	}
+	cfg, hash, err := remote.ParseKubeconfig(raw, r.AllowExec, r.Limits)
+	if err != nil {
+		return nil, err
+	}
+	probeCfg := rest.CopyConfig(cfg)
+	probeCfg.Timeout = min(cfg.Timeout, 10*time.Second)
+	cs, err := kubernetes.NewForConfig(probeCfg)
+	if err != nil {
+		return nil, fmt.Errorf("build a client from the kubeconfig: %w", err)
+	}
+	pc = &probeClient{source: source, cfg: cfg, hash: hash, cs: cs}
+	r.mu.Lock()
+	r.clients[cluster] = pc
+	r.mu.Unlock()
+	return pc, nil
+}
+
 func (r *Reconciler) nextBackoff(name string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -305,6 +336,14 @@ func (r *Reconciler) forget(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.backoff, name)
+}
+
+// drop forgets everything kept for a cluster that left the fleet.
+func (r *Reconciler) drop(name string) {
+	r.forget(name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.clients, name)
 }
 
 func isTLSError(err error) bool {

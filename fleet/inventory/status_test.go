@@ -5,9 +5,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/remote"
 )
 
 func TestStatusChangedOnlyForNews(t *testing.T) {
@@ -46,4 +49,34 @@ func TestStatusChangedOnlyForNews(t *testing.T) {
 
 	mc.Generation = 3
 	assert.True(t, r.statusChanged(mc, p), "a new generation is observed at once")
+}
+
+func TestProbeClientKeptWhileSecretUnchanged(t *testing.T) {
+	r := &Reconciler{clients: map[string]*probeClient{}, backoff: map[string]time.Duration{}, Limits: remote.DefaultLimits}
+	kubeconfig := []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: secret-token}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{UID: "u1", ResourceVersion: "1"}}
+	a, err := r.probeClient("c", secret, "value", kubeconfig)
+	require.NoError(t, err)
+	assert.Equal(t, "https://127.0.0.1:1", a.cfg.Host)
+	b, err := r.probeClient("c", secret, "value", kubeconfig)
+	require.NoError(t, err)
+	assert.Same(t, a, b, "same Secret version: same client")
+
+	secret.ResourceVersion = "2"
+	c, err := r.probeClient("c", secret, "value", kubeconfig)
+	require.NoError(t, err)
+	assert.NotSame(t, a, c, "the Secret changed: rebuilt")
+
+	secret.ResourceVersion = "3"
+	_, err = r.probeClient("c", secret, "value", []byte("not: [a kubeconfig"))
+	assert.Error(t, err, "a broken kubeconfig is an error, not the old client")
+
+	r.drop("c")
+	assert.Empty(t, r.clients)
 }

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // Cluster is one pooled spoke connection: a cache limited to the agent
@@ -195,12 +196,12 @@ func spokeMapper(*rest.Config, *http.Client) (meta.RESTMapper, error) {
 // slimSpokeCopy is the spoke caches' transform: the hub compares a spoke
 // copy's spec, labels and annotations and mirrors its status; it never
 // reads the copy's managedFields, owner references or finalizers, so
-// they are not kept.
+// they are not kept, and repeated strings are shared (kube.SlimCache).
 func slimSpokeCopy(obj any) (any, error) {
 	if o, ok := obj.(metav1.Object); ok {
 		o.SetManagedFields(nil)
 		o.SetOwnerReferences(nil)
 		o.SetFinalizers(nil)
 	}
-	return obj, nil
+	return kube.SlimCache(obj)
 }
