@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,6 +114,46 @@ func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, 
 
 // --- 4. Git change --------------------------------------------------------
 
+type target struct{ spoke, ns string }
+
+// refreshAll annotates every spoke Application of the targets with
+// flotilla.dev/refresh=rev, concurrently, and returns how long it took.
+func refreshAll(ctx context.Context, f *framework.Fleet, targets []target, rev string) (time.Duration, error) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(targets))
+	for _, t := range targets {
+		c := f.Spokes[t.spoke].Client
+		list := &flotillav1.ApplicationList{}
+		if err := c.List(ctx, list, client.InNamespace(t.ns)); err != nil {
+			return 0, err
+		}
+		for j := range list.Items {
+			a := &list.Items[j]
+			wg.Go(func() {
+				patch := client.MergeFrom(a.DeepCopy())
+				if a.Annotations == nil {
+					a.Annotations = map[string]string{}
+				}
+				a.Annotations[flotillav1.AnnotationRefresh] = rev
+				if err := c.Patch(ctx, a, patch); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+		return time.Since(start), nil
+	}
+}
+
 // benchGitChange: 10 clusters (2 apiservers × 5 agent namespaces, one agent
 // each) × 10 apps; a commit changing every app's image tag, until all 100
 // report the new revision Healthy. Once with the agents' polling, once with
@@ -125,7 +166,6 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 	}
 	defer f.Stop()
 	hc := f.Hub.Client
-	type target struct{ spoke, ns string }
 	var targets []target
 	for i := range clusters {
 		spoke := spokes[i%2]
@@ -208,23 +248,14 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 			}
 			start := time.Now()
 			if mode == "refresh" {
-				for _, t := range targets {
-					list := &flotillav1.ApplicationList{}
-					if err := f.Spokes[t.spoke].Client.List(ctx, list, client.InNamespace(t.ns)); err != nil {
-						return nil, nil, nil, nil, err
-					}
-					for j := range list.Items {
-						a := &list.Items[j]
-						patch := client.MergeFrom(a.DeepCopy())
-						if a.Annotations == nil {
-							a.Annotations = map[string]string{}
-						}
-						a.Annotations[flotillav1.AnnotationRefresh] = rev
-						if err := f.Spokes[t.spoke].Client.Patch(ctx, a, patch); err != nil {
-							return nil, nil, nil, nil, err
-						}
-					}
+				// All at once, as a Git webhook receiver would: annotating the
+				// 100 copies one after the other took ~40 s of the measure on
+				// the saturated cores (each request queued behind the fleet).
+				sent, err := refreshAll(ctx, f, targets, rev)
+				if err != nil {
+					return nil, nil, nil, nil, err
 				}
+				logf("  refresh %d/%d: 100 refresh annotations written in %s", i+1, reps, sent.Round(10*time.Millisecond))
 			}
 			synced, err := wait(rev, start)
 			if err != nil {

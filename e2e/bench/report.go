@@ -111,7 +111,7 @@ func (r *report) write(c config) error {
 	w("- Mode: %s; the whole run took %s.", mode, r.took.Round(time.Second))
 	w("- Machine: %s.", r.machine)
 	w("- Versions: Kubernetes v1.37.2 control planes (kube-apiserver, kube-controller-manager, kube-scheduler built from source), etcd v3.7.0, kwok v0.8.0; controller-runtime v0.25.2, client-go v0.37.2; Flotilla at this commit.")
-	w("- Method: every measure starts its own fleet with `e2e/framework` (the harness of the e2e tests and `flotilla sandbox`): one etcd with a prefix per cluster, a hub kube-apiserver, spoke kube-apiservers with kube-controller-manager, kube-scheduler and kwok (pods are faked, Deployments really become Available), Git over smart HTTP, and the real `flotilla-hub` / `flotilla-agent` binaries as processes. Everything runs on this one machine, so the control planes compete with Flotilla for the same cores. Times are wall-clock from the triggering write to the state observed on the hub (polled every 100 ms); CPU and memory come from `/proc/<pid>` of the measured process (RSS = VmRSS, peak = VmHWM). The e2e fleet runs the hub with `--probe-interval=2s --git-poll-interval=15s` and agents with `--sync-interval=15s` (defaults are 30 s, 3 m and 3 m).")
+	w("- Method: every measure starts its own fleet with `e2e/framework` (the harness of the e2e tests and `flotilla sandbox`): one etcd with a prefix per cluster, a hub kube-apiserver, spoke kube-apiservers with kube-controller-manager, kube-scheduler and kwok (pods are faked, Deployments really become Available), Git over smart HTTP, and the real `flotilla-hub` / `flotilla-agent` binaries as processes. Everything runs on this one machine, so the control planes compete with Flotilla for the same cores. Times are wall-clock from the triggering write to the state observed on the hub (polled every 100 ms; the fan-out watches instead, as listing thousands of objects loads the apiservers measured); CPU and memory come from `/proc/<pid>` of the measured process (RSS = VmRSS, peak = VmHWM). The e2e fleet runs the hub with `--probe-interval=2s --git-poll-interval=15s` and agents with `--sync-interval=15s` (defaults are 30 s, 3 m and 3 m).")
 	w("")
 	if len(r.failures) > 0 {
 		w("## Failed measures")
@@ -205,7 +205,7 @@ func (r *report) write(c config) error {
 	w("| mode | all at the new commit (applied) | all Healthy at it |")
 	w("|---|---|---|")
 	w("| polling (agents re-check Git every 15 s here; default 3 m) | %s | %s |", dist(r.gitPollSynced), dist(r.gitPoll))
-	w("| explicit refresh (spoke Applications annotated `flotilla.dev/refresh` right after the commit, as a Git webhook receiver would) | %s | %s |", dist(r.gitRefreshSynced), dist(r.gitRefresh))
+	w("| explicit refresh (spoke Applications annotated `flotilla.dev/refresh` right after the commit, all at once, as a Git webhook receiver would) | %s | %s |", dist(r.gitRefreshSynced), dist(r.gitRefresh))
 	w("")
 	w("The apps are Deployments of one replica (kwok pods) plus a Service; \"Healthy\" includes each Deployment's rollout by kube-controller-manager on the shared cores.")
 	w("")
