@@ -159,7 +159,7 @@ func (r *report) write(c config) error {
 	w("N MemberClusters spread over 4 spoke apiservers through distinct agentNamespaces, one ApplicationSet (clusters × list of apps). Clock from `kubectl apply` of the set; *delivered* = every hub Application `Delivered=True`; *spoke copies* = every copy exists on its spoke. Hub CPU is the hub process's CPU time over that window. Memory is read %s after delivery, when the burst's garbage is collected: *RSS ÷ N* is that RSS divided by the Applications, *added per Application* is (that RSS − the RSS before the set was applied, clusters connected) ÷ N.", settle)
 	w("")
 	w("| clusters × apps | Applications | hub Applications created | delivered | spoke copies | hub CPU s | hub RSS before → after | peak RSS | RSS ÷ N | added per Application |")
-	w("|---|---|---|---|---|---|---|---|---|")
+	w("|---|---|---|---|---|---|---|---|---|---|")
 	for _, f := range r.fanout {
 		w("| %d × %d | %d | %.1f s | %.1f s | %.1f s | %.1f | %.0f → %.0f MiB | %.0f MiB | %.1f KiB | %.1f KiB |", f.clusters, f.apps, f.total, f.created.Seconds(), f.delivered.Seconds(), f.spokeCopies.Seconds(),
 			f.hubCPU, f.rssBefore, f.rssAfter, f.peakRSS, f.rssAfter*1024/float64(f.total), f.addedPerApp())
