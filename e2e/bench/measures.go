@@ -336,25 +336,36 @@ func apiRequests(cfg *rest.Config) (map[string]float64, error) {
 	return out, nil
 }
 
-// requestDelta formats the requests made between two apiRequests readings,
-// most first, leaving out kinds with fewer than min requests.
-func requestDelta(before, after map[string]float64, min float64) string {
+// delta is what grew between two readings of per-key counters, largest
+// first, keys at or above min, formatted "key value" with format, and the
+// total growth.
+func delta(before, after map[string]float64, min float64, format string) (string, float64) {
 	type kv struct {
 		k string
 		v float64
 	}
 	var rows []kv
+	total := 0.0
 	for k, v := range after {
-		if d := v - before[k]; d >= min {
+		d := v - before[k]
+		total += d
+		if d >= min {
 			rows = append(rows, kv{k, d})
 		}
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].v > rows[j].v || (rows[i].v == rows[j].v && rows[i].k < rows[j].k) })
-	var b strings.Builder
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%s %.0f, ", r.k, r.v)
+	parts := make([]string, len(rows))
+	for i, r := range rows {
+		parts[i] = fmt.Sprintf("%s "+format, r.k, r.v)
 	}
-	return strings.TrimSuffix(b.String(), ", ")
+	return strings.Join(parts, ", "), total
+}
+
+// requestDelta formats the requests made between two apiRequests readings,
+// most first, leaving out kinds with fewer than min requests.
+func requestDelta(before, after map[string]float64, min float64) string {
+	out, _ := delta(before, after, min, "%.0f")
+	return out
 }
 
 // cpuByProcess reads the CPU seconds of every process of a fleet, grouped
@@ -381,26 +392,8 @@ func cpuByProcess(f *framework.Fleet) map[string]float64 {
 
 // cpuDelta formats where CPU time went between two cpuByProcess readings.
 func cpuDelta(before, after map[string]float64) string {
-	type kv struct {
-		k string
-		v float64
-	}
-	var rows []kv
-	total := 0.0
-	for k, v := range after {
-		d := v - before[k]
-		total += d
-		rows = append(rows, kv{k, d})
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].v > rows[j].v })
-	var b strings.Builder
-	fmt.Fprintf(&b, "%.1f CPU s in all: ", total)
-	for _, r := range rows {
-		if r.v >= 0.05 {
-			fmt.Fprintf(&b, "%s %.1f, ", r.k, r.v)
-		}
-	}
-	return strings.TrimSuffix(b.String(), ", ")
+	out, total := delta(before, after, 0.05, "%.1f")
+	return fmt.Sprintf("%.1f CPU s in all: %s", total, out)
 }
 
 // fanoutObserver watches (rather than lists: listing thousands of objects

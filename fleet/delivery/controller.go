@@ -346,10 +346,7 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 		want.DriftCorrections != app.Status.DriftCorrections || !equality.Semantic.DeepEqual(want.LastSyncTime, app.Status.LastSyncTime) ||
 		want.LastSyncError != app.Status.LastSyncError
 	for _, c := range conds {
-		old := apimeta.FindStatusCondition(app.Status.Conditions, c.Type)
-		if old == nil || old.Status != c.Status || old.Reason != c.Reason || old.Message != c.Message {
-			changed = true
-		}
+		changed = changed || !kube.HasCondition(app.Status.Conditions, c)
 	}
 	if !changed {
 		return nil

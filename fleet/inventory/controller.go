@@ -188,8 +188,9 @@ func (r *Reconciler) statusChanged(mc *flotillav1.MemberCluster, p probe) bool {
 		return true
 	}
 	for _, c := range []metav1.Condition{p.ready, p.creds, p.agent} {
-		old := apimeta.FindStatusCondition(st.Conditions, c.Type)
-		if old == nil || old.Status != c.Status || old.Reason != c.Reason || old.Message != c.Message || old.ObservedGeneration != mc.Generation {
+		// The conditions' observedGeneration is written with the status's,
+		// checked above.
+		if !kube.HasCondition(st.Conditions, c) {
 			return true
 		}
 	}

@@ -146,8 +146,7 @@ func (l *writeLimiter) forget(key types.NamespacedName) {
 func sameSetStatus(set *flotillav1.ApplicationSet, agg SetStatus) bool {
 	st := set.Status
 	old := apimeta.FindStatusCondition(st.Conditions, flotillav1.ConditionHealthy)
-	return old != nil && old.Status == agg.Healthy.Status && old.Reason == agg.Healthy.Reason && old.Message == agg.Healthy.Message &&
-		old.ObservedGeneration == set.Generation && st.Summary == agg.Summary &&
+	return old != nil && old.ObservedGeneration == set.Generation && kube.HasCondition(st.Conditions, agg.Healthy) && st.Summary == agg.Summary &&
 		equality.Semantic.DeepEqual(emptyNil(st.Revisions), emptyNil(agg.Revisions)) &&
 		equality.Semantic.DeepEqual(emptyNil(st.NotHealthy), emptyNil(agg.NotHealthy))
 }

@@ -50,6 +50,13 @@ func Conditions(existing []metav1.Condition, generation int64, conds ...metav1.C
 	return out
 }
 
+// HasCondition reports whether existing already holds c: same type,
+// status, reason and message.
+func HasCondition(existing []metav1.Condition, c metav1.Condition) bool {
+	old := apimeta.FindStatusCondition(existing, c.Type)
+	return old != nil && old.Status == c.Status && old.Reason == c.Reason && old.Message == c.Message
+}
+
 // Truncate cuts s to at most n bytes, marking the cut with "...".
 func Truncate(s string, n int) string {
 	if len(s) <= n {
