@@ -34,11 +34,13 @@ func TestListGenerator2x3(t *testing.T) {
 			}
 		}
 	}
-	out, err := f.Flotilla(ctx, "status")
-	check(t, err)
-	if !strings.Contains(out, "6/6 on "+rev[:7]) {
-		t.Fatalf("flotilla status does not show the rollout:\n%s", out)
-	}
+	// The set's status aggregates its Applications asynchronously (at most
+	// one write a second per set), so it may trail them briefly.
+	eventually(t, 15*time.Second, "flotilla status shows the rollout 6/6 on "+rev[:7], func() (bool, string) {
+		out, err := f.Flotilla(ctx, "status")
+		check(t, err)
+		return strings.Contains(out, "6/6 on "+rev[:7]), out
+	})
 }
 
 // Scenario 2: add a cluster, both ways — a new list element, and labelling
