@@ -17,7 +17,7 @@ GO_TEST_TIMEOUT ?= 30m
 
 HUB_CRDS := charts/flotilla/crds
 AGENT_CRDS := charts/flotilla-agent/crds
-CAPI_CRDS := fleet/capi/testdata/crds
+CAPI_CRDS := fleet/hub/capi/testdata/crds
 
 .PHONY: build
 build: ## Build flotilla, flotilla-hub and flotilla-agent into bin/
@@ -37,9 +37,9 @@ generate: ## Regenerate deepcopy and CRDs (charts/*/crds)
 
 .PHONY: verify
 verify: generate ## Fail when generated files are stale or gofmt/go vet complain
-	@if [[ -n "$$(git status --porcelain -- api charts fleet/capi/testdata)" ]]; then \
+	@if [[ -n "$$(git status --porcelain -- api charts fleet/hub/capi/testdata)" ]]; then \
 	  echo "verify: generated files are stale; run 'make generate' and commit:"; \
-	  git status --porcelain -- api charts fleet/capi/testdata; git --no-pager diff --stat -- api charts fleet/capi/testdata; exit 1; fi
+	  git status --porcelain -- api charts fleet/hub/capi/testdata; git --no-pager diff --stat -- api charts fleet/hub/capi/testdata; exit 1; fi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$unformatted" ]]; then \
 	  echo "verify: gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...

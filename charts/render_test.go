@@ -13,7 +13,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/charts"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -105,13 +105,13 @@ func TestRenderCharts(t *testing.T) {
 }
 
 // TestHubIdentityMatchesRemote keeps the chart's Role for the hub on a spoke
-// in step with fleet/remote.HubRBAC, which the hub's own tests use.
+// in step with fleet/spokes.HubRBAC, which the hub's own tests use.
 func TestHubIdentityMatchesRemote(t *testing.T) {
 	r, err := charts.Render(charts.Agent, flotillav1.SystemNamespace, nil)
 	require.NoError(t, err)
 	var got rbacv1.Role
-	require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, r.Objects, "Role", remote.HubRoleName).Object, &got))
-	want, _ := remote.HubRBAC(flotillav1.SystemNamespace, rbacv1.Subject{})
+	require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, r.Objects, "Role", spokes.HubRoleName).Object, &got))
+	want, _ := spokes.HubRBAC(flotillav1.SystemNamespace, rbacv1.Subject{})
 	require.Equal(t, want.Rules, got.Rules)
 }
 

@@ -14,7 +14,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 	"github.com/flotilla-dev/flotilla/internal/version"
 )
 
@@ -37,10 +37,10 @@ func main() {
 	flag.DurationVar(&o.GitTimeout, "git-timeout", 60e9, "timeout of each Git operation")
 	flag.DurationVar(&o.GitPollInterval, "git-poll-interval", 180e9, "how often sets with git generators re-read Git (per-generator requeueAfterSeconds overrides)")
 	flag.IntVar(&o.MaxApplications, "max-applications-per-set", 10000, "refuse sets that would produce more Applications")
-	flag.DurationVar(&o.ClientLimits.Timeout, "cluster-timeout", remote.DefaultLimits.Timeout, "timeout of each request to a spoke")
+	flag.DurationVar(&o.ClientLimits.Timeout, "cluster-timeout", kubeconfig.DefaultLimits.Timeout, "timeout of each request to a spoke")
 	var qps float64
-	flag.Float64Var(&qps, "cluster-qps", float64(remote.DefaultLimits.QPS), "client QPS limit per spoke")
-	flag.IntVar(&o.ClientLimits.Burst, "cluster-burst", remote.DefaultLimits.Burst, "client burst per spoke")
+	flag.Float64Var(&qps, "cluster-qps", float64(kubeconfig.DefaultLimits.QPS), "client QPS limit per spoke")
+	flag.IntVar(&o.ClientLimits.Burst, "cluster-burst", kubeconfig.DefaultLimits.Burst, "client burst per spoke")
 	flag.DurationVar(&o.ProbeInterval, "probe-interval", 30e9, "interval between probes of a healthy cluster")
 	flag.DurationVar(&o.HeartbeatGrace, "heartbeat-grace", 40e9, "age after which an agent heartbeat counts as lost")
 	flag.IntVar(&o.DeliveryWorkers, "delivery-workers", 32, "concurrent delivery reconciles")

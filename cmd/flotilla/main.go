@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/flotilla-dev/flotilla/internal/cli"
+	"github.com/flotilla-dev/flotilla/cli"
 )
 
 func main() {

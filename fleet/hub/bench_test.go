@@ -12,7 +12,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -32,7 +32,7 @@ func BenchmarkDelivery50x20(b *testing.B) {
 		s := spokeNames[i%2]
 		f.registerIn(b, fmt.Sprintf("c%02d", i), f.spokes[s], fmt.Sprintf("agent-%02d", i), kubeconfigs[s], map[string]string{"env": "prod"})
 	}
-	f.startHub(b, hub.Options{ClientLimits: remote.ClientLimits{Timeout: 10 * time.Second, QPS: 50, Burst: 100}})
+	f.startHub(b, hub.Options{ClientLimits: kubeconfig.Limits{Timeout: 10 * time.Second, QPS: 50, Burst: 100}})
 	hc := f.hub.Client
 	ctx := b.Context()
 	eventually(b, 60*time.Second, "all clusters Ready", func() (bool, string) {

@@ -17,9 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/capi"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/fleet/hub/capi"
+	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -27,7 +27,7 @@ import (
 // becomes a Ready MemberCluster with its labels, receives the apps its
 // labels select, and leaves the fleet when the Cluster is deleted.
 func TestClusterAPIImport(t *testing.T) {
-	f := startFleetWith(t, []testenv.Option{testenv.WithCRDPaths(filepath.Join("..", "capi", "testdata", "crds"))}, "workload")
+	f := startFleetWith(t, []testenv.Option{testenv.WithCRDPaths(filepath.Join("capi", "testdata", "crds"))}, "workload")
 	ctx := t.Context()
 	hc := f.hub.Client
 	spoke := f.spokes["workload"]
@@ -36,7 +36,7 @@ func TestClusterAPIImport(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, spoke.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	role, binding := remote.HubRBAC(ns, rbacv1.Subject{Kind: "User", Name: "flotilla-hub", APIGroup: "rbac.authorization.k8s.io"})
+	role, binding := spokes.HubRBAC(ns, rbacv1.Subject{Kind: "User", Name: "flotilla-hub", APIGroup: "rbac.authorization.k8s.io"})
 	require.NoError(t, spoke.Client.Create(ctx, role))
 	require.NoError(t, spoke.Client.Create(ctx, binding))
 

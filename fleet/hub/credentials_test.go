@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/delivery"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
+	"github.com/flotilla-dev/flotilla/fleet/hub/delivery"
 )
 
 const execKubeconfig = `apiVersion: v1

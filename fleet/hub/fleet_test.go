@@ -27,7 +27,8 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -40,7 +41,7 @@ var logOnce sync.Once
 type fleetEnv struct {
 	hub    *testenv.Env
 	spokes map[string]*testenv.Env
-	pool   *remote.Pool // of the last hub started
+	pool   *spokes.Pool // of the last hub started
 }
 
 func startFleet(t testing.TB, spokeNames ...string) *fleetEnv {
@@ -95,7 +96,7 @@ func (f *fleetEnv) registerIn(t testing.TB, name string, spoke *testenv.Env, age
 	t.Helper()
 	ctx := t.Context()
 	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: agentNS}})))
-	role, binding := remote.HubRBAC(agentNS, rbacv1.Subject{Kind: "User", Name: "flotilla-hub", APIGroup: "rbac.authorization.k8s.io"})
+	role, binding := spokes.HubRBAC(agentNS, rbacv1.Subject{Kind: "User", Name: "flotilla-hub", APIGroup: "rbac.authorization.k8s.io"})
 	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, role)))
 	require.NoError(t, client.IgnoreAlreadyExists(spoke.Client.Create(ctx, binding)))
 	f.addClusterIn(t, name, agentNS, kubeconfig, labels)
@@ -143,7 +144,7 @@ func (f *fleetEnv) startHub(t testing.TB, opts hub.Options) (stop func()) {
 		opts.ProbeInterval = time.Second
 	}
 	if opts.ClientLimits.Timeout == 0 {
-		opts.ClientLimits = remote.ClientLimits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}
+		opts.ClientLimits = kubeconfig.Limits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}
 	}
 	f.pool, err = hub.Setup(mgr, opts)
 	require.NoError(t, err)

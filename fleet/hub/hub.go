@@ -16,15 +16,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/appset"
-	"github.com/flotilla-dev/flotilla/fleet/capi"
-	"github.com/flotilla-dev/flotilla/fleet/delivery"
-	"github.com/flotilla-dev/flotilla/fleet/inventory"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
-	"github.com/flotilla-dev/flotilla/fleet/status"
+	"github.com/flotilla-dev/flotilla/fleet/hub/applicationset"
+	"github.com/flotilla-dev/flotilla/fleet/hub/capi"
+	"github.com/flotilla-dev/flotilla/fleet/hub/clusters"
+	"github.com/flotilla-dev/flotilla/fleet/hub/delivery"
+	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
+	"github.com/flotilla-dev/flotilla/fleet/hub/status"
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/kube"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 )
 
 // LabelSecretType marks Secrets in the system namespace: "repository"
@@ -41,7 +42,7 @@ type Options struct {
 	GitTimeout       time.Duration
 	GitPollInterval  time.Duration
 	MaxApplications  int
-	ClientLimits     remote.ClientLimits
+	ClientLimits     kubeconfig.Limits
 	ProbeInterval    time.Duration
 	HeartbeatGrace   time.Duration
 	DeliveryWorkers  int
@@ -74,14 +75,14 @@ func Scheme() (*runtime.Scheme, error) {
 }
 
 // Setup adds every hub controller to mgr and returns the cluster pool.
-func Setup(mgr ctrl.Manager, o Options) (*remote.Pool, error) {
+func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
 	if o.Namespace == "" {
 		o.Namespace = flotillav1.SystemNamespace
 	}
 	if err := status.IndexByCluster(mgr); err != nil {
 		return nil, fmt.Errorf("index Applications by cluster: %w", err)
 	}
-	pool := remote.NewPool(mgr.GetScheme(), mgr.GetLogger().WithName("pool"))
+	pool := spokes.NewPool(mgr.GetScheme(), mgr.GetLogger().WithName("pool"))
 	if err := mgr.Add(pool); err != nil {
 		return nil, err
 	}
@@ -96,9 +97,9 @@ func Setup(mgr ctrl.Manager, o Options) (*remote.Pool, error) {
 		MaxParams: o.MaxApplications,
 	})
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&appset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
+		&applicationset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
 			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval, Writers: o.SetWriters},
-		&inventory.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
+		&clusters.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
 			Limits: o.ClientLimits, ProbeInterval: o.ProbeInterval, HeartbeatGrace: o.HeartbeatGrace,
 			Recorder: mgr.GetEventRecorder("flotilla-hub")},
 		&delivery.Reconciler{Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("flotilla-hub"),

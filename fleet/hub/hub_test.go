@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/delivery"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
+	"github.com/flotilla-dev/flotilla/fleet/hub/delivery"
 )
 
 // TestHubDeliversToSpokes: one hub, two real spoke apiservers and a spoke

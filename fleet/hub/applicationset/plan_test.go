@@ -1,4 +1,4 @@
-package appset
+package applicationset
 
 import (
 	"testing"

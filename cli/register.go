@@ -25,8 +25,8 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/charts"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
 	"github.com/flotilla-dev/flotilla/internal/kube"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 )
 
 const (
@@ -353,8 +353,8 @@ func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server
 	return raw, old.Items, nil
 }
 
-func checkHubToken(ctx context.Context, kubeconfig []byte, ns string) error {
-	cfg, _, err := remote.ParseKubeconfig(kubeconfig, false, remote.DefaultLimits)
+func checkHubToken(ctx context.Context, raw []byte, ns string) error {
+	cfg, _, err := kubeconfig.Parse(raw, false, kubeconfig.DefaultLimits)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package inventory
+package clusters
 
 import (
 	"testing"
@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 )
 
 func TestStatusChangedOnlyForNews(t *testing.T) {
@@ -52,7 +52,7 @@ func TestStatusChangedOnlyForNews(t *testing.T) {
 }
 
 func TestProbeClientKeptWhileSecretUnchanged(t *testing.T) {
-	r := &Reconciler{clients: map[string]*probeClient{}, backoff: map[string]time.Duration{}, Limits: remote.DefaultLimits}
+	r := &Reconciler{clients: map[string]*probeClient{}, backoff: map[string]time.Duration{}, Limits: kubeconfig.DefaultLimits}
 	kubeconfig := []byte(`apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]

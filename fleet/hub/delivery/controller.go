@@ -36,9 +36,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/metrics"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
-	"github.com/flotilla-dev/flotilla/fleet/status"
+	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
+	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
+	"github.com/flotilla-dev/flotilla/fleet/hub/status"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
@@ -48,7 +48,7 @@ const FieldManager = "flotilla-hub-delivery"
 // Reconciler delivers hub Applications.
 type Reconciler struct {
 	Client   client.Client
-	Pool     *remote.Pool
+	Pool     *spokes.Pool
 	Recorder events.EventRecorder
 	// PerCluster bounds in-flight spoke requests per cluster (default 8),
 	// so a slow spoke never takes every worker.
@@ -84,7 +84,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // watchSpoke maps spoke Application events back to their hub Application.
-func (r *Reconciler) watchSpoke(c *remote.Cluster) {
+func (r *Reconciler) watchSpoke(c *spokes.Cluster) {
 	src := source.Kind(c.Cluster.GetCache(), &flotillav1.Application{},
 		handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, a *flotillav1.Application) []reconcile.Request {
 			ns, name := a.Annotations[flotillav1.AnnotationHubNamespace], a.Annotations[flotillav1.AnnotationHubName]
@@ -210,7 +210,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, r.mirror(ctx, app, spoke, delivered)
 }
 
-func healthOf(rc *remote.Cluster, ok bool) (bool, string) {
+func healthOf(rc *spokes.Cluster, ok bool) (bool, string) {
 	if !ok {
 		return false, "no connection to the cluster yet: see its MemberCluster's Ready condition"
 	}
@@ -231,7 +231,7 @@ func (r *Reconciler) acquire(cluster string) (func(), bool) {
 	}
 }
 
-func (r *Reconciler) cachedSpoke(ctx context.Context, rc *remote.Cluster, app *flotillav1.Application) (*flotillav1.Application, error) {
+func (r *Reconciler) cachedSpoke(ctx context.Context, rc *spokes.Cluster, app *flotillav1.Application) (*flotillav1.Application, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	spoke := &flotillav1.Application{}
@@ -275,7 +275,7 @@ func sameSpoke(desired, cur *flotillav1.Application) bool {
 	return kube.Converged(desired.Spec, cur.Spec, desired, cur)
 }
 
-func (r *Reconciler) applySpoke(ctx context.Context, rc *remote.Cluster, desired *flotillav1.Application) error {
+func (r *Reconciler) applySpoke(ctx context.Context, rc *spokes.Cluster, desired *flotillav1.Application) error {
 	if err := kube.Apply(ctx, rc.Client(), desired, flotillav1.FieldManagerHub); err != nil {
 		return fmt.Errorf("apply to %s/%s on %s: %w", rc.AgentNamespace, desired.Name, rc.Name, err)
 	}

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/metrics"
+	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 )
 
 func app(name, cluster, rev string, health flotillav1.HealthStatusCode) flotillav1.Application {

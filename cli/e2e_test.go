@@ -33,8 +33,8 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -113,7 +113,7 @@ func startHubProcess(t *testing.T, cfg *rest.Config) {
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
 	require.NoError(t, err)
 	_, err = hub.Setup(mgr, hub.Options{GitCacheDir: filepath.Join(t.TempDir(), "git"), GitTimeout: 3 * time.Second, ProbeInterval: time.Second,
-		ClientLimits: remote.ClientLimits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}})
+		ClientLimits: kubeconfig.Limits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}})
 	require.NoError(t, err)
 	testenv.RunManager(t, mgr)
 }

@@ -1,6 +1,6 @@
-// Package remote holds the hub's pooled, health-probed connections to spoke
-// clusters, built from MemberCluster kubeconfig Secrets.
-package remote
+// Package kubeconfig turns kubeconfig bytes into a client config, refusing
+// exec credential plugins unless allowed and never quoting credentials.
+package kubeconfig
 
 import (
 	"crypto/sha256"
@@ -18,19 +18,19 @@ import (
 var ErrExecNotAllowed = errors.New("kubeconfig uses an exec credential plugin, which this hub refuses: use a token or client certificate, or start flotilla-hub with --allow-exec-credentials")
 
 // ClientLimits are the per-cluster client settings.
-type ClientLimits struct {
+type Limits struct {
 	Timeout time.Duration
 	QPS     float32
 	Burst   int
 }
 
 // DefaultLimits keep one slow spoke from tying up the hub.
-var DefaultLimits = ClientLimits{Timeout: 15 * time.Second, QPS: 50, Burst: 100}
+var DefaultLimits = Limits{Timeout: 15 * time.Second, QPS: 50, Burst: 100}
 
 // ParseKubeconfig turns kubeconfig bytes into a rest.Config. Its errors
 // never quote the kubeconfig (it holds credentials). It returns a hash of
 // the kubeconfig so the pool can tell when credentials rotate.
-func ParseKubeconfig(raw []byte, allowExec bool, limits ClientLimits) (*rest.Config, string, error) {
+func Parse(raw []byte, allowExec bool, limits Limits) (*rest.Config, string, error) {
 	if len(raw) == 0 {
 		return nil, "", errors.New("the kubeconfig is empty")
 	}

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/metrics"
+	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 

@@ -2,7 +2,7 @@
 // → validate → create, update or delete the set's hub Applications with
 // server-side apply, per the set's applicationsSync policy. Any generator
 // or template error means no write at all.
-package appset
+package applicationset
 
 import (
 	"context"
@@ -34,7 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/metrics"
+	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )

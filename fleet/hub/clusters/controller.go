@@ -1,7 +1,7 @@
 // Package inventory keeps the hub's MemberCluster inventory: one pooled
 // client per cluster from its kubeconfig Secret, probed periodically into
 // the Ready, CredentialsValid and AgentAvailable conditions.
-package inventory
+package clusters
 
 import (
 	"context"
@@ -29,8 +29,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/remote"
+	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
 	"github.com/flotilla-dev/flotilla/internal/kube"
+	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 )
 
 // FieldManager owns the inventory's part of MemberCluster status.
@@ -41,12 +42,12 @@ const secretIndex = "spec.kubeconfigSecretRef.name"
 // Reconciler probes MemberClusters.
 type Reconciler struct {
 	Client client.Client
-	Pool   *remote.Pool
+	Pool   *spokes.Pool
 	// Namespace holding kubeconfig Secrets (flotilla-system).
 	Namespace string
 	// AllowExec lets kubeconfigs run exec credential plugins.
 	AllowExec bool
-	Limits    remote.ClientLimits
+	Limits    kubeconfig.Limits
 	// ProbeInterval between probes of a healthy cluster (default 30s).
 	ProbeInterval time.Duration
 	// HeartbeatGrace after which a Lease not renewed makes AgentAvailable Unknown (default 40s).
@@ -72,7 +73,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.MaxBackoff = 5 * time.Minute
 	}
 	if r.Limits.Timeout == 0 {
-		r.Limits = remote.DefaultLimits
+		r.Limits = kubeconfig.DefaultLimits
 	}
 	r.backoff = map[string]time.Duration{}
 	r.clients = map[string]*probeClient{}
@@ -230,7 +231,7 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 	pc, err := r.probeClient(mc.Name, secret, key, raw)
 	if err != nil {
 		reason := "InvalidKubeconfig"
-		if errors.Is(err, remote.ErrExecNotAllowed) {
+		if errors.Is(err, kubeconfig.ErrExecNotAllowed) {
 			reason = "ExecCredentialsRefused"
 		}
 		return fail(metav1.ConditionFalse, reason, fmt.Sprintf("Secret %s/%s key %q: %v", r.Namespace, ref.Name, key, err))
@@ -303,7 +304,7 @@ func (r *Reconciler) probeClient(cluster string, secret *corev1.Secret, key stri
 	if ok && pc.source == source {
 		return pc, nil
 	}
-	cfg, hash, err := remote.ParseKubeconfig(raw, r.AllowExec, r.Limits)
+	cfg, hash, err := kubeconfig.Parse(raw, r.AllowExec, r.Limits)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package inventory
+package clusters
 
 import "sigs.k8s.io/controller-runtime/pkg/controller"
 

@@ -1,4 +1,4 @@
-package remote
+package spokes
 
 import (
 	rbacv1 "k8s.io/api/rbac/v1"

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/internal/cli"
+	"github.com/flotilla-dev/flotilla/cli"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
 )
 

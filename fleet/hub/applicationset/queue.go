@@ -1,4 +1,4 @@
-package appset
+package applicationset
 
 import (
 	"k8s.io/client-go/util/workqueue"
