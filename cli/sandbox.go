@@ -20,7 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/controlplane"
+	"github.com/flotilla-dev/flotilla/internal/localfleet"
 )
 
 // sandboxState is written by the sandbox supervisor once the fleet is up.
@@ -150,7 +151,7 @@ func (o *sandboxOptions) up(ctx context.Context, s Streams) error {
 	}
 	if o.controlPlaneBin == "" {
 		var err error
-		if o.controlPlaneBin, err = framework.LocateControlPlane(); err != nil {
+		if o.controlPlaneBin, err = controlplane.Locate(); err != nil {
 			return err
 		}
 	}
@@ -203,7 +204,7 @@ func (o *sandboxOptions) up(ctx context.Context, s Streams) error {
 		select {
 		case err := <-exited:
 			tailInto(o.progressPath(), printed, s.ErrOut)
-			return fmt.Errorf("the sandbox failed to start (%v); its log:\n%s\nrun 'flotilla sandbox down' to clean up", err, framework.TailFile(logFile.Name(), 15))
+			return fmt.Errorf("the sandbox failed to start (%v); its log:\n%s\nrun 'flotilla sandbox down' to clean up", err, controlplane.TailFile(logFile.Name(), 15))
 		case <-deadline:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			return fmt.Errorf("the sandbox did not start within %s: see %s and %s/logs, then 'flotilla sandbox down'", o.timeout, logFile.Name(), o.dir)
@@ -270,7 +271,7 @@ func (o *sandboxOptions) serve(ctx context.Context) error {
 	for i := 1; i <= o.clusters; i++ {
 		spokes = append(spokes, fmt.Sprintf("spoke-%d", i))
 	}
-	f, err := framework.Start(ctx, framework.Options{Dir: o.dir, Spokes: spokes, ControlPlaneBin: o.controlPlaneBin, FlotillaBin: o.binDir,
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: o.dir, Spokes: spokes, ControlPlaneBin: o.controlPlaneBin, FlotillaBin: o.binDir,
 		SpokeLabels: map[string]string{"env": "dev"}, Progress: progress})
 	if err != nil {
 		return err
@@ -286,11 +287,11 @@ func (o *sandboxOptions) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	set := framework.SampleAppSet("sample", "default", repo.URL, "dev")
+	set := localfleet.SampleAppSet("sample", "default", repo.URL, "dev")
 	if err := f.ApplyYAML(ctx, "sample-appset", set); err != nil {
 		return err
 	}
-	want := int32(len(spokes) * len(framework.SampleApps))
+	want := int32(len(spokes) * len(localfleet.SampleApps))
 	fmt.Fprintf(progress, "Waiting for %d Applications to be Healthy\n", want)
 	if err := waitSetHealthy(ctx, f, "default", "sample", want, progress); err != nil {
 		return err
@@ -368,7 +369,7 @@ func (o *sandboxOptions) down(s Streams) error {
 
 // waitSetHealthy waits until the set reports want Healthy Applications,
 // printing the count as it moves.
-func waitSetHealthy(ctx context.Context, f *framework.Fleet, ns, name string, want int32, progress io.Writer) error {
+func waitSetHealthy(ctx context.Context, f *localfleet.Fleet, ns, name string, want int32, progress io.Writer) error {
 	last := int32(-1)
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {

@@ -12,7 +12,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/e2e/fleettest"
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/localfleet"
 )
 
 func bumpImages(t *testing.T, repo interface {
@@ -21,7 +21,7 @@ func bumpImages(t *testing.T, repo interface {
 	t.Helper()
 	files := map[string]string{}
 	for _, app := range apps {
-		files["apps/"+app+"/kustomization.yaml"] = framework.SampleKustomization(app, tag)
+		files["apps/"+app+"/kustomization.yaml"] = localfleet.SampleKustomization(app, tag)
 	}
 	rev, err := repo.Commit(files, "Roll out "+tag)
 	check(t, err)
@@ -145,7 +145,7 @@ func TestGitServerDown(t *testing.T) {
 		mustOut(t)(f.Flotilla(ctx, "cluster", "label", s, "env=dev"))
 	}
 	// Git directories × clusters: the generator itself needs Git.
-	check(t, f.ApplyYAML(ctx, "fleet", framework.SampleAppSet("fleet", "default", repo.URL, "dev")))
+	check(t, f.ApplyYAML(ctx, "fleet", localfleet.SampleAppSet("fleet", "default", repo.URL, "dev")))
 	eventually(t, 2*time.Minute, "v1 everywhere", func() (bool, string) { return allHealthyAt(t, f, "default", "fleet", 6, rev1) })
 
 	check(t, f.StopGit())
@@ -193,7 +193,7 @@ func TestBrokenManifest(t *testing.T) {
 	ctx := context.Background()
 	repo, err := f.Git.CreateRepo("fleet")
 	check(t, err)
-	files := framework.SampleFiles([]string{"guestbook", "podinfo", "broken"}, "v1")
+	files := localfleet.SampleFiles([]string{"guestbook", "podinfo", "broken"}, "v1")
 	files["apps/broken/deployment.yaml"] = strings.Replace(files["apps/broken/deployment.yaml"], "replicas: 2", "replicas: -1", 1)
 	rev, err := repo.Commit(files, "apps, one broken")
 	check(t, err)

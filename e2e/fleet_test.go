@@ -11,7 +11,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/e2e/fleettest"
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/localfleet"
 )
 
 var threeApps = []string{"guestbook", "podinfo", "redis"}
@@ -55,7 +55,7 @@ func TestAddCluster(t *testing.T) {
 	}
 	repo, err := f.Git.CreateRepo("fleet")
 	check(t, err)
-	rev, err := repo.Commit(framework.SampleFiles(append(tenApps, threeApps...), "v1"), "apps")
+	rev, err := repo.Commit(localfleet.SampleFiles(append(tenApps, threeApps...), "v1"), "apps")
 	check(t, err)
 
 	t.Run("a new list element", func(t *testing.T) {
@@ -71,7 +71,7 @@ func TestAddCluster(t *testing.T) {
 		var docs []string
 		for i, set := range [][]string{tenApps[:5], tenApps[5:]} {
 			// Two sets select env=prod: every app of both must land.
-			doc := strings.Replace(framework.SampleAppSet(fmt.Sprintf("prod-%d", i), "default", repo.URL, "prod"), "directories: [{path: 'apps/*'}]",
+			doc := strings.Replace(localfleet.SampleAppSet(fmt.Sprintf("prod-%d", i), "default", repo.URL, "prod"), "directories: [{path: 'apps/*'}]",
 				"directories: [{path: 'apps/app-0*'}]", 1)
 			doc += fmt.Sprintf("  # apps %v\n", set)
 			docs = append(docs, strings.Replace(doc, "{{ .name }}-{{ .path.basename }}'}", "{{ .name }}-{{ .path.basename }}-"+fmt.Sprint(i)+"'}", 1))

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/localfleet"
 )
 
 // eventually polls cond every 500ms until it holds or timeout passes.
@@ -38,7 +38,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 }
 
 // appsOf lists a set's hub Applications by name.
-func appsOf(t *testing.T, f *framework.Fleet, ns, set string) map[string]flotillav1.Application {
+func appsOf(t *testing.T, f *localfleet.Fleet, ns, set string) map[string]flotillav1.Application {
 	t.Helper()
 	list := &flotillav1.ApplicationList{}
 	if err := f.Hub.Client.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{flotillav1.LabelApplicationSet: set}); err != nil {
@@ -53,7 +53,7 @@ func appsOf(t *testing.T, f *framework.Fleet, ns, set string) map[string]flotill
 
 // allHealthyAt reports whether the set has want Applications, all Synced
 // and Healthy at rev ("" = any revision).
-func allHealthyAt(t *testing.T, f *framework.Fleet, ns, set string, want int, rev string) (bool, string) {
+func allHealthyAt(t *testing.T, f *localfleet.Fleet, ns, set string, want int, rev string) (bool, string) {
 	apps := appsOf(t, f, ns, set)
 	var bad []string
 	for name, a := range apps {
@@ -73,7 +73,7 @@ func conditionOf(conds []metav1.Condition, typ string) metav1.Condition {
 }
 
 // deployment reads a Deployment on a spoke; nil when it does not exist.
-func deployment(t *testing.T, c *framework.Cluster, ns, name string) *appsv1.Deployment {
+func deployment(t *testing.T, c *localfleet.Cluster, ns, name string) *appsv1.Deployment {
 	t.Helper()
 	d := &appsv1.Deployment{}
 	err := c.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d)
@@ -130,7 +130,7 @@ spec:
 }
 
 // setStatus reads an ApplicationSet's status.
-func setStatus(t *testing.T, f *framework.Fleet, ns, name string) flotillav1.ApplicationSetStatus {
+func setStatus(t *testing.T, f *localfleet.Fleet, ns, name string) flotillav1.ApplicationSetStatus {
 	t.Helper()
 	s := &flotillav1.ApplicationSet{}
 	check(t, f.Hub.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s))
@@ -140,7 +140,7 @@ func setStatus(t *testing.T, f *framework.Fleet, ns, name string) flotillav1.App
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
 
 // spokeApps lists the Applications delivered to a spoke.
-func spokeApps(t *testing.T, c *framework.Cluster) map[string]flotillav1.Application {
+func spokeApps(t *testing.T, c *localfleet.Cluster) map[string]flotillav1.Application {
 	t.Helper()
 	list := &flotillav1.ApplicationList{}
 	check(t, c.Client.List(context.Background(), list, client.InNamespace(flotillav1.SystemNamespace)))

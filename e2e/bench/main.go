@@ -19,7 +19,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/flotilla-dev/flotilla/e2e/fleettest"
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/controlplane"
 )
 
 type config struct {
@@ -82,7 +82,7 @@ func run(c config) error {
 	if c.bin, err = fleettest.BuildFlotilla(); err != nil {
 		return err
 	}
-	if c.cp, err = framework.LocateControlPlane(); err != nil {
+	if c.cp, err = controlplane.Locate(); err != nil {
 		return err
 	}
 	root, err := exec.Command("go", "env", "GOMOD").Output()

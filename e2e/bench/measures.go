@@ -27,7 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/controlplane"
+	"github.com/flotilla-dev/flotilla/internal/localfleet"
 )
 
 // --- 1. generator ---------------------------------------------------------
@@ -127,7 +128,7 @@ func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, er
 	if err != nil {
 		return nil, err
 	}
-	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, fmt.Sprintf("fanout-%d-%d", s.clusters, s.apps)), Spokes: spokes,
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, fmt.Sprintf("fanout-%d-%d", s.clusters, s.apps)), Spokes: spokes,
 		ControlPlaneBin: c.cp, FlotillaBin: c.bin, HubArgs: append([]string{fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort)}, c.hubArgs...), HubEnv: c.hubEnv})
 	if err != nil {
 		return nil, err
@@ -171,7 +172,7 @@ func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, er
 	}
 	time.Sleep(3 * time.Second)
 	pid := f.HubProcess.Pid()
-	before, err := framework.ReadStats(pid)
+	before, err := controlplane.ReadStats(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -232,14 +233,14 @@ spec:
 	if deliveredAt == 0 || copiesAt == 0 {
 		return nil, fmt.Errorf("not delivered after 10m: %s", obs.progress())
 	}
-	after, err := framework.ReadStats(pid)
+	after, err := controlplane.ReadStats(pid)
 	if err != nil {
 		return nil, err
 	}
 	// Memory is read once the burst has settled: what the hub holds for
 	// these Applications, not the garbage of creating them.
 	time.Sleep(settle)
-	settled, err := framework.ReadStats(pid)
+	settled, err := controlplane.ReadStats(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -370,14 +371,14 @@ func requestDelta(before, after map[string]float64, min float64) string {
 
 // cpuByProcess reads the CPU seconds of every process of a fleet, grouped
 // by role: the spokes' components are summed across spokes.
-func cpuByProcess(f *framework.Fleet) map[string]float64 {
+func cpuByProcess(f *localfleet.Fleet) map[string]float64 {
 	out := map[string]float64{}
 	for _, p := range f.Processes() {
 		pid := p.Pid()
 		if pid == 0 {
 			continue
 		}
-		st, err := framework.ReadStats(pid)
+		st, err := controlplane.ReadStats(pid)
 		if err != nil {
 			continue
 		}
@@ -410,10 +411,10 @@ type fanoutObserver struct {
 	done                             chan struct{}
 }
 
-func observeFanout(ctx context.Context, f *framework.Fleet, spokes []string, total int) (*fanoutObserver, error) {
+func observeFanout(ctx context.Context, f *localfleet.Fleet, spokes []string, total int) (*fanoutObserver, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	o := &fanoutObserver{total: total, cancel: cancel, created: map[string]bool{}, delivered: map[string]bool{}, copies: map[string]bool{}, done: make(chan struct{})}
-	hub, err := client.NewWithWatch(f.Hub.Config, client.Options{Scheme: framework.Scheme()})
+	hub, err := client.NewWithWatch(f.Hub.Config, client.Options{Scheme: localfleet.Scheme()})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -440,7 +441,7 @@ func observeFanout(ctx context.Context, f *framework.Fleet, spokes []string, tot
 		o.note()
 	})
 	for _, name := range spokes {
-		sc, err := client.NewWithWatch(f.Spokes[name].Config, client.Options{Scheme: framework.Scheme()})
+		sc, err := client.NewWithWatch(f.Spokes[name].Config, client.Options{Scheme: localfleet.Scheme()})
 		if err != nil {
 			cancel()
 			return nil, err

@@ -15,7 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/controlplane"
+	"github.com/flotilla-dev/flotilla/internal/localfleet"
 )
 
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) error {
@@ -63,7 +64,7 @@ func appNames(n int) []string {
 // benchAddCluster: label a registered cluster so that 20 apps match, until
 // all 20 are Healthy on it; unlabel, wait until they are gone; repeat.
 func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, error) {
-	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, "add-cluster"), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, "add-cluster"), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
 	if err != nil {
 		return nil, err
 	}
@@ -72,10 +73,10 @@ func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := repo.Commit(framework.SampleFiles(appNames(20), "v1"), "20 apps"); err != nil {
+	if _, err := repo.Commit(localfleet.SampleFiles(appNames(20), "v1"), "20 apps"); err != nil {
 		return nil, err
 	}
-	if err := f.ApplyYAML(ctx, "add", framework.SampleAppSet("add", "default", repo.URL, "bench")); err != nil {
+	if err := f.ApplyYAML(ctx, "add", localfleet.SampleAppSet("add", "default", repo.URL, "bench")); err != nil {
 		return nil, err
 	}
 	var samples []time.Duration
@@ -118,7 +119,7 @@ type target struct{ spoke, ns string }
 
 // refreshAll annotates every spoke Application of the targets with
 // flotilla.dev/refresh=rev, concurrently, and returns how long it took.
-func refreshAll(ctx context.Context, f *framework.Fleet, targets []target, rev string) (time.Duration, error) {
+func refreshAll(ctx context.Context, f *localfleet.Fleet, targets []target, rev string) (time.Duration, error) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(targets))
@@ -160,7 +161,7 @@ func refreshAll(ctx context.Context, f *framework.Fleet, targets []target, rev s
 // an explicit refresh of the spoke Applications after the commit.
 func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (poll, refresh, pollSynced, refreshSynced []time.Duration, err error) {
 	spokes := []string{"spoke-1", "spoke-2"}
-	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, "git-change"), Spokes: spokes, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, "git-change"), Spokes: spokes, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -193,7 +194,7 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	files := framework.SampleFiles(apps, "t0")
+	files := localfleet.SampleFiles(apps, "t0")
 	for k, v := range files {
 		// One replica each: the rollout measured is Flotilla's, not 100
 		// Deployments' surge steps on two shared cores.
@@ -203,7 +204,7 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	set := framework.SampleAppSet("git", "default", repo.URL, "gitbench")
+	set := localfleet.SampleAppSet("git", "default", repo.URL, "gitbench")
 	// Two clusters share an apiserver: one namespace per cluster and app.
 	set = replaceOnce(set, "namespace: '{{ .path.basename }}'", "namespace: '{{ .name }}-{{ .path.basename }}'")
 	if err := f.ApplyYAML(ctx, "git", set); err != nil {
@@ -240,7 +241,7 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 		for i := range reps {
 			files := map[string]string{}
 			for _, a := range apps {
-				files["apps/"+a+"/kustomization.yaml"] = framework.SampleKustomization(a, fmt.Sprintf("%s-%d", mode, i))
+				files["apps/"+a+"/kustomization.yaml"] = localfleet.SampleKustomization(a, fmt.Sprintf("%s-%d", mode, i))
 			}
 			rev, err := repo.Commit(files, "new tag")
 			if err != nil {
@@ -292,7 +293,7 @@ type agentResult struct {
 // benchAgent: apps Applications × objects ConfigMaps into one apiserver,
 // synced by a fresh agent.
 func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult, error) {
-	f, err := framework.Start(ctx, framework.Options{Dir: filepath.Join(c.work, fmt.Sprintf("agent-%d", apps)), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, fmt.Sprintf("agent-%d", apps)), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +318,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 		return nil, err
 	}
 	time.Sleep(2 * time.Second)
-	base, err := framework.ReadStats(agent.Pid())
+	base, err := controlplane.ReadStats(agent.Pid())
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +351,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 		return nil, err
 	}
 	res := &agentResult{apps: apps, objects: objects, wall: time.Since(start)}
-	synced, err := framework.ReadStats(agent.Pid())
+	synced, err := controlplane.ReadStats(agent.Pid())
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +360,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 		idle = 15 * time.Second
 	}
 	time.Sleep(idle)
-	end, err := framework.ReadStats(agent.Pid())
+	end, err := controlplane.ReadStats(agent.Pid())
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-// Package fleettest starts a framework.Fleet for a test: binaries built
+// Package fleettest starts a localfleet.Fleet for a test: binaries built
 // once, logs kept and printed when the test fails, everything stopped at
 // the end.
 package fleettest
@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-dev/flotilla/e2e/framework"
+	"github.com/flotilla-dev/flotilla/internal/controlplane"
+	"github.com/flotilla-dev/flotilla/internal/localfleet"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -48,7 +49,7 @@ func BuildFlotilla() (string, error) {
 // Start starts a fleet for a test and stops it when the test ends. Logs go
 // to e2e/_artifacts/<test>/logs; they are kept, and their tails printed,
 // when the test fails.
-func Start(t testing.TB, spokes []string, opts ...func(*framework.Options)) *framework.Fleet {
+func Start(t testing.TB, spokes []string, opts ...func(*localfleet.Options)) *localfleet.Fleet {
 	t.Helper()
 	bin, err := BuildFlotilla()
 	if err != nil {
@@ -72,13 +73,13 @@ func Start(t testing.TB, spokes []string, opts ...func(*framework.Options)) *fra
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := framework.Options{Dir: dir, Spokes: spokes, ControlPlaneBin: cp, FlotillaBin: bin, Progress: testLogWriter{t}}
+	o := localfleet.Options{Dir: dir, Spokes: spokes, ControlPlaneBin: cp, FlotillaBin: bin, Progress: testLogWriter{t}}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	f, err := framework.Start(ctx, o)
+	f, err := localfleet.Start(ctx, o)
 	t.Cleanup(func() {
 		if f != nil {
 			if err := f.Stop(); err != nil {
@@ -111,7 +112,7 @@ func printLogs(t testing.TB, dir string) {
 		if !strings.Contains(name, "flotilla") {
 			n = 8
 		}
-		t.Logf("--- %s (last %d lines)\n%s", name, n, framework.TailFile(l, n))
+		t.Logf("--- %s (last %d lines)\n%s", name, n, controlplane.TailFile(l, n))
 	}
 }
 

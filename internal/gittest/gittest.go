@@ -1,159 +1,30 @@
-// Package gittest serves real Git repositories over smart HTTP on
-// 127.0.0.1 (`git http-backend` behind net/http/cgi) for tests, the e2e
-// framework and the sandbox.
+// Package gittest is internal/gitserver for tests: servers and
+// repositories that fail the test on error and stop when it ends.
 package gittest
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"net/http/cgi"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/flotilla-dev/flotilla/internal/gitserver"
 )
 
-// Server is a Git smart-HTTP server bound to 127.0.0.1.
-type Server struct {
-	// Root holds the bare repositories served.
-	Root string
-	// URL is the base address, e.g. http://127.0.0.1:34567.
-	URL string
+// Server is a Git server started for one test.
+type Server struct{ *gitserver.Server }
 
-	work     string
-	srv      *http.Server
-	ln       net.Listener
-	mu       sync.Mutex
-	username string
-	password string
-	requests int
-}
-
-// Start serves bare repositories under root (created if missing); work is a
-// scratch folder for working trees. Call Close when done.
-func Start(root, work string) (*Server, error) { return StartAt(root, work, "") }
-
-// StartAt is Start on a given 127.0.0.1 address ("" picks a free port), so
-// a stopped server can come back where its clients expect it.
-func StartAt(root, work, addr string) (*Server, error) {
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
-		return nil, fmt.Errorf("git is needed to serve repositories: %w", err)
-	}
-	for _, d := range []string{root, work} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on 127.0.0.1: %w", err)
-	}
-	s := &Server{Root: root, work: work, ln: ln, URL: "http://" + ln.Addr().String()}
-	backend := &cgi.Handler{
-		Path: gitPath,
-		Args: []string{"http-backend"},
-		Env: []string{
-			"GIT_PROJECT_ROOT=" + root,
-			"GIT_HTTP_EXPORT_ALL=1",
-			"GIT_CONFIG_NOSYSTEM=1",
-			"HOME=" + work,
-		},
-	}
-	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		user, pass := s.username, s.password
-		s.requests++
-		s.mu.Unlock()
-		if user != "" {
-			u, p, ok := r.BasicAuth()
-			if !ok || u != user || p != pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-				http.Error(w, "authentication required", http.StatusUnauthorized)
-				return
-			}
-		}
-		backend.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
-}
+// Repo is a repository of a test's Server.
+type Repo struct{ *gitserver.Repo }
 
 // New starts a server for the duration of a test.
 func New(t testing.TB) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := Start(filepath.Join(dir, "repos"), filepath.Join(dir, "work"))
+	s, err := gitserver.Start(filepath.Join(dir, "repos"), filepath.Join(dir, "work"))
 	if err != nil {
 		t.Fatalf("gittest: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
-// Close stops serving.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return s.srv.Shutdown(ctx)
-}
-
-// RequireBasicAuth makes the server demand these credentials.
-func (s *Server) RequireBasicAuth(username, password string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.username, s.password = username, password
-}
-
-// Requests counts the HTTP requests served so far.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Repo is one served repository with a working tree to commit from.
-type Repo struct {
-	Name string
-	// URL to clone, e.g. http://127.0.0.1:34567/deploy.git
-	URL string
-
-	server *Server
-	dir    string
-	mu     sync.Mutex
-}
-
-// CreateRepo creates an empty repository "<name>.git" with branch main.
-func (s *Server) CreateRepo(name string) (*Repo, error) {
-	bare := filepath.Join(s.Root, name+".git")
-	dir := filepath.Join(s.work, name)
-	if err := run("", "git", "init", "-q", "--bare", "-b", "main", bare); err != nil {
-		return nil, err
-	}
-	if err := run("", "git", "init", "-q", "-b", "main", dir); err != nil {
-		return nil, err
-	}
-	if err := run(dir, "git", "remote", "add", "origin", bare); err != nil {
-		return nil, err
-	}
-	// A person committing in the working tree (the sandbox) needs an identity.
-	if err := run(dir, "git", "config", "user.name", "Flotilla sandbox"); err != nil {
-		return nil, err
-	}
-	if err := run(dir, "git", "config", "user.email", "sandbox@flotilla.local"); err != nil {
-		return nil, err
-	}
-	return &Repo{Name: name, URL: s.URL + "/" + name + ".git", server: s, dir: dir}, nil
+	return &Server{s}
 }
 
 // Repo creates a repository for a test, failing it on error.
@@ -163,90 +34,7 @@ func (s *Server) Repo(t testing.TB, name string) *Repo {
 	if err != nil {
 		t.Fatalf("gittest: create repo %s: %v", name, err)
 	}
-	return r
-}
-
-// Dir is the repository's working tree.
-func (r *Repo) Dir() string { return r.dir }
-
-// Commit writes files (path → content; an empty content with a trailing
-// "@delete" removes the file), commits them on the current branch, pushes,
-// and returns the commit SHA.
-func (r *Repo) Commit(files map[string]string, message string) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for p, content := range files {
-		full := filepath.Join(r.dir, filepath.FromSlash(p))
-		if content == Delete {
-			if err := os.RemoveAll(full); err != nil {
-				return "", err
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			return "", err
-		}
-	}
-	return r.commitAll(message)
-}
-
-// Delete as a file's content in Commit removes the file.
-const Delete = "\x00delete"
-
-// Symlink creates a symbolic link at path pointing at target, and commits it.
-func (r *Repo) Symlink(path, target, message string) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	full := filepath.Join(r.dir, filepath.FromSlash(path))
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return "", err
-	}
-	if err := os.Symlink(target, full); err != nil {
-		return "", err
-	}
-	return r.commitAll(message)
-}
-
-// Tag creates a lightweight (annotated when message is set) tag at HEAD and pushes it.
-func (r *Repo) Tag(name, message string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	args := []string{"tag", name}
-	if message != "" {
-		args = []string{"tag", "-a", name, "-m", message}
-	}
-	if err := run(r.dir, "git", args...); err != nil {
-		return err
-	}
-	return run(r.dir, "git", "push", "-q", "origin", "refs/tags/"+name)
-}
-
-// Branch creates (or switches to) a branch in the working tree.
-func (r *Repo) Branch(name string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return run(r.dir, "git", "checkout", "-q", "-B", name)
-}
-
-func (r *Repo) commitAll(message string) (string, error) {
-	if err := run(r.dir, "git", "add", "-A"); err != nil {
-		return "", err
-	}
-	if err := run(r.dir, "git", "-c", "user.name=gittest", "-c", "user.email=gittest@127.0.0.1",
-		"commit", "-q", "--allow-empty", "-m", message); err != nil {
-		return "", err
-	}
-	branch, err := output(r.dir, "git", "rev-parse", "--abbrev-ref", "HEAD")
-	if err != nil {
-		return "", err
-	}
-	if err := run(r.dir, "git", "push", "-q", "-f", "origin", "HEAD:refs/heads/"+branch); err != nil {
-		return "", err
-	}
-	return output(r.dir, "git", "rev-parse", "HEAD")
+	return &Repo{r}
 }
 
 // MustCommit commits for a test, failing it on error.
@@ -259,19 +47,5 @@ func (r *Repo) MustCommit(t testing.TB, files map[string]string, message string)
 	return sha
 }
 
-func run(dir, name string, args ...string) error {
-	_, err := output(dir, name, args...)
-	return err
-}
-
-func output(dir, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", errors.New(strings.TrimSpace(fmt.Sprintf("%s %s: %v: %s", name, strings.Join(args, " "), err, stderr.String())))
-	}
-	return strings.TrimSpace(stdout.String()), nil
-}
+// Delete as a file's content in Commit removes the file.
+const Delete = gitserver.Delete

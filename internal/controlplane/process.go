@@ -1,4 +1,8 @@
-package framework
+// Package controlplane starts Kubernetes control-plane components (etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler, kwok) as
+// processes on 127.0.0.1: the one launcher behind the local fleet (the e2e
+// tests, the benchmarks, `flotilla sandbox`) and the envtest helpers.
+package controlplane
 
 import (
 	"errors"
@@ -131,4 +135,44 @@ func TailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Stats are a process's CPU time and memory, from /proc.
+type Stats struct {
+	CPUSeconds         float64
+	RSSMiB, PeakRSSMiB float64
+}
+
+// ReadStats reads /proc/<pid>/stat and /proc/<pid>/status.
+func ReadStats(pid int) (Stats, error) {
+	var s Stats
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// Fields after the command name (which may hold spaces) start after ")".
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	if len(fields) < 13 {
+		return s, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	var utime, stime float64
+	fmt.Sscan(fields[11], &utime)
+	fmt.Sscan(fields[12], &stime)
+	s.CPUSeconds = (utime + stime) / 100 // USER_HZ
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		var kb float64
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			fmt.Sscan(strings.TrimPrefix(line, "VmRSS:"), &kb)
+			s.RSSMiB = kb / 1024
+		case strings.HasPrefix(line, "VmHWM:"):
+			fmt.Sscan(strings.TrimPrefix(line, "VmHWM:"), &kb)
+			s.PeakRSSMiB = kb / 1024
+		}
+	}
+	return s, nil
 }

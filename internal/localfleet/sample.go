@@ -1,4 +1,4 @@
-package framework
+package localfleet
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/gitserver"
 )
 
 // SampleApps are the apps of the sample repository.
@@ -72,7 +72,7 @@ spec:
 
 // SampleRepo creates the sample repository "fleet" and returns it with its
 // first commit.
-func (f *Fleet) SampleRepo() (*gittest.Repo, string, error) {
+func (f *Fleet) SampleRepo() (*gitserver.Repo, string, error) {
 	repo, err := f.Git.CreateRepo("fleet")
 	if err != nil {
 		return nil, "", err

@@ -1,11 +1,11 @@
-// Package framework starts a whole Flotilla fleet on 127.0.0.1 for the e2e
+// Package localfleet starts a whole Flotilla fleet on 127.0.0.1 for the e2e
 // tests, the benchmarks and `flotilla sandbox`: one etcd (a prefix per
 // cluster), a hub kube-apiserver with kube-controller-manager, N spokes with
 // kube-apiserver, kube-controller-manager, kube-scheduler and kwok, a Git
 // server over smart HTTP, and the real flotilla-hub and flotilla-agent
 // binaries as processes. Every process logs into LogDir and dies with the
 // process that started the fleet.
-package framework
+package localfleet
 
 import (
 	"bytes"
@@ -30,7 +30,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/controlplane"
+	"github.com/flotilla-dev/flotilla/internal/gitserver"
 )
 
 // HubContext is the hub's context in the fleet kubeconfig.
@@ -65,18 +66,18 @@ type Fleet struct {
 	Kubeconfig string
 	Hub        *Cluster
 	Spokes     map[string]*Cluster
-	Git        *gittest.Server
+	Git        *gitserver.Server
 	// HubProcess is flotilla-hub.
-	HubProcess *Process
-	Etcd       *Process
+	HubProcess *controlplane.Process
+	Etcd       *controlplane.Process
 
 	opts    Options
 	pki     *pki
 	etcdURL string
 	gitAddr string
 	mu      sync.Mutex
-	order   []string   // spoke names in start order
-	extra   []*Process // agents started by StartExtraAgent
+	order   []string                // spoke names in start order
+	extra   []*controlplane.Process // agents started by StartExtraAgent
 }
 
 // Scheme knows the kinds the framework reads.
@@ -127,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	}
 	start := time.Now()
 	f.progress("Starting etcd")
-	if err := f.startEtcd(ctx); err != nil {
+	if err := f.startEtcd(); err != nil {
 		return nil, err
 	}
 	f.progress("Starting the hub control plane")
@@ -186,22 +187,11 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	return f, nil
 }
 
-func (f *Fleet) startEtcd(ctx context.Context) error {
-	client, err := freePort()
-	if err != nil {
+func (f *Fleet) startEtcd() error {
+	var err error
+	if f.Etcd, f.etcdURL, err = controlplane.Etcd(f.opts.ControlPlaneBin, filepath.Join(f.Dir, "etcd"), filepath.Join(f.LogDir, "etcd.log")); err != nil {
 		return err
 	}
-	peer, err := freePort()
-	if err != nil {
-		return err
-	}
-	f.etcdURL = fmt.Sprintf("http://127.0.0.1:%d", client)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	f.Etcd = &Process{Name: "etcd", Path: filepath.Join(f.opts.ControlPlaneBin, "etcd"), Log: filepath.Join(f.LogDir, "etcd.log"), Args: []string{
-		"--data-dir=" + filepath.Join(f.Dir, "etcd"), "--listen-client-urls=" + f.etcdURL, "--advertise-client-urls=" + f.etcdURL,
-		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL, "--initial-cluster=default=" + peerURL,
-		"--unsafe-no-fsync=true", "--quota-backend-bytes=8589934592", "--log-level=warn",
-	}}
 	return f.Etcd.Start()
 }
 
@@ -233,7 +223,7 @@ func (f *Fleet) writeKubeconfig() error {
 
 // StartGit (re)starts the Git server on the same address.
 func (f *Fleet) StartGit() error {
-	s, err := gittest.StartAt(filepath.Join(f.Dir, "git", "repos"), filepath.Join(f.Dir, "git", "work"), f.gitAddr)
+	s, err := gitserver.StartAt(filepath.Join(f.Dir, "git", "repos"), filepath.Join(f.Dir, "git", "work"), f.gitAddr)
 	if err != nil {
 		return fmt.Errorf("git server: %w", err)
 	}
@@ -253,7 +243,7 @@ func (f *Fleet) StopGit() error {
 // StartHub (re)starts flotilla-hub.
 func (f *Fleet) StartHub() error {
 	if f.HubProcess == nil {
-		probe, err := freePort()
+		probe, err := controlplane.FreePort()
 		if err != nil {
 			return err
 		}
@@ -261,7 +251,7 @@ func (f *Fleet) StartHub() error {
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
 			"--git-cache-dir=" + filepath.Join(f.Dir, "hub-git-cache"), "--probe-interval=2s", "--heartbeat-grace=15s",
 			"--git-poll-interval=15s", "--git-timeout=10s", "--cluster-timeout=5s"}
-		f.HubProcess = &Process{Name: "flotilla-hub", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-hub"), Log: filepath.Join(f.LogDir, "flotilla-hub.log"),
+		f.HubProcess = &controlplane.Process{Name: "flotilla-hub", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-hub"), Log: filepath.Join(f.LogDir, "flotilla-hub.log"),
 			Args: append(args, f.opts.HubArgs...), Env: f.opts.HubEnv}
 	}
 	return f.HubProcess.Start()
@@ -292,14 +282,14 @@ func (f *Fleet) Register(ctx context.Context, name string, labels map[string]str
 func (f *Fleet) StartAgent(name string) error {
 	c := f.Spokes[name]
 	if c.Agent == nil {
-		probe, err := freePort()
+		probe, err := controlplane.FreePort()
 		if err != nil {
 			return err
 		}
 		args := []string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + flotillav1.SystemNamespace, "--identity=" + name + "-agent",
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
 			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", name, "git-cache"), "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}
-		c.Agent = &Process{Name: name + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"), Log: filepath.Join(f.LogDir, name+"-flotilla-agent.log"),
+		c.Agent = &controlplane.Process{Name: name + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"), Log: filepath.Join(f.LogDir, name+"-flotilla-agent.log"),
 			Args: append(args, f.opts.AgentArgs...)}
 	}
 	return c.Agent.Start()
@@ -344,8 +334,8 @@ func (f *Fleet) run(ctx context.Context, path string, args []string) (string, er
 }
 
 // Processes lists every process, in start order.
-func (f *Fleet) Processes() []*Process {
-	var out []*Process
+func (f *Fleet) Processes() []*controlplane.Process {
+	var out []*controlplane.Process
 	if f.Etcd != nil {
 		out = append(out, f.Etcd)
 	}
@@ -383,48 +373,10 @@ func (f *Fleet) Stop() error {
 	return errors.Join(errs...)
 }
 
-// LocateControlPlane finds a folder with the control-plane binaries:
-// $KUBEBUILDER_ASSETS, else the newest complete folder of the `make testbin`
-// cache ($FLOTILLA_TESTBIN_CACHE, default ~/.cache/flotilla/testbin).
-func LocateControlPlane() (string, error) {
-	complete := func(dir string) bool {
-		for _, b := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"} {
-			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-				return false
-			}
-		}
-		return true
-	}
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" && complete(d) {
-		return d, nil
-	}
-	cache := os.Getenv("FLOTILLA_TESTBIN_CACHE")
-	if cache == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return "", err
-		}
-		cache = filepath.Join(base, "flotilla", "testbin")
-	}
-	dirs, _ := filepath.Glob(filepath.Join(cache, "k8s-*"))
-	var best string
-	var bestTime time.Time
-	for _, d := range dirs {
-		st, err := os.Stat(d)
-		if err == nil && complete(d) && st.ModTime().After(bestTime) {
-			best, bestTime = d, st.ModTime()
-		}
-	}
-	if best == "" {
-		return "", fmt.Errorf("no control-plane binaries in %s: run 'make testbin' in a Flotilla checkout (or pass --control-plane-bin)", cache)
-	}
-	return best, nil
-}
-
 // StartExtraAgent starts one more flotilla-agent on a spoke, syncing the
 // Applications of namespace (created if missing), with the spoke's admin
 // kubeconfig. The benchmarks use it for many clusters per apiserver.
-func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, args ...string) (*Process, error) {
+func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, args ...string) (*controlplane.Process, error) {
 	c := f.Spokes[spoke]
 	if c == nil {
 		return nil, fmt.Errorf("no spoke %s", spoke)
@@ -432,11 +384,11 @@ func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, ar
 	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	probe, err := freePort()
+	probe, err := controlplane.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{Name: spoke + "/" + namespace + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"),
+	p := &controlplane.Process{Name: spoke + "/" + namespace + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"),
 		Log: filepath.Join(f.LogDir, spoke+"-"+namespace+"-flotilla-agent.log"),
 		Args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + namespace, "--identity=" + spoke + "-" + namespace,
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
@@ -445,44 +397,4 @@ func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, ar
 	f.extra = append(f.extra, p)
 	f.mu.Unlock()
 	return p, p.Start()
-}
-
-// Stats are a process's CPU time and memory, from /proc.
-type Stats struct {
-	CPUSeconds         float64
-	RSSMiB, PeakRSSMiB float64
-}
-
-// ReadStats reads /proc/<pid>/stat and /proc/<pid>/status.
-func ReadStats(pid int) (Stats, error) {
-	var s Stats
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return s, err
-	}
-	// Fields after the command name (which may hold spaces) start after ")".
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	if len(fields) < 13 {
-		return s, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	var utime, stime float64
-	fmt.Sscan(fields[11], &utime)
-	fmt.Sscan(fields[12], &stime)
-	s.CPUSeconds = (utime + stime) / 100 // USER_HZ
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return s, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		var kb float64
-		switch {
-		case strings.HasPrefix(line, "VmRSS:"):
-			fmt.Sscan(strings.TrimPrefix(line, "VmRSS:"), &kb)
-			s.RSSMiB = kb / 1024
-		case strings.HasPrefix(line, "VmHWM:"):
-			fmt.Sscan(strings.TrimPrefix(line, "VmHWM:"), &kb)
-			s.PeakRSSMiB = kb / 1024
-		}
-	}
-	return s, nil
 }
