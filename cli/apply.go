@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 )
 
 // applyAll server-side applies objs in order, printing one line each, and
@@ -19,7 +21,7 @@ import (
 func applyAll(ctx context.Context, c *conn, objs []*unstructured.Unstructured, progress io.Writer) error {
 	for _, o := range objs {
 		obj := o.DeepCopy()
-		if err := c.client.Patch(ctx, obj, client.Apply, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		if err := c.client.Patch(ctx, obj, client.Apply, client.FieldOwner(flotillav1.FieldManagerCLI), client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply %s %s on %s: %w", o.GetKind(), objectName(o), c.what, err)
 		}
 		fmt.Fprintf(progress, "  applied %s %s\n", o.GetKind(), objectName(o))

@@ -359,7 +359,7 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 func hubTokenSecret(t *testing.T, c client.Client) string {
 	t.Helper()
 	list := &corev1.SecretList{}
-	require.NoError(t, c.List(t.Context(), list, client.InNamespace(flotillav1.SystemNamespace), client.HasLabels{hubTokenLabel}))
+	require.NoError(t, c.List(t.Context(), list, client.InNamespace(flotillav1.SystemNamespace), client.HasLabels{flotillav1.LabelHubToken}))
 	require.Len(t, list.Items, 1, "exactly one live hub token")
 	return list.Items[0].Name
 }

@@ -29,9 +29,6 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 )
 
-// fieldManager owns everything the CLI applies.
-const fieldManager = "flotilla-cli"
-
 // kubeFlags are kubectl's connection flags.
 type kubeFlags struct {
 	kubeconfig, context string

@@ -30,9 +30,8 @@ import (
 )
 
 const (
-	// hubTokenLabel marks the Secrets the hub's tokens are bound to: deleting
+	// flotillav1.LabelHubToken marks the Secrets the hub's tokens are bound to: deleting
 	// one revokes its token.
-	hubTokenLabel = "flotilla.dev/hub-token"
 	// kubeconfigKey is the key of the kubeconfig in the hub Secret.
 	kubeconfigKey       = "value"
 	agentModeDeployment = "deployment"
@@ -222,7 +221,7 @@ func (o *registerOptions) run(ctx context.Context, s Streams, name string) error
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{kubeconfigKey: kubeconfig},
 	}
-	if err := kube.Apply(ctx, hub.client, secret, fieldManager); err != nil {
+	if err := kube.Apply(ctx, hub.client, secret, flotillav1.FieldManagerCLI); err != nil {
 		return fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", flotillav1.SystemNamespace, secretName, err)
 	}
 	fmt.Fprintf(s.ErrOut, "  applied Secret %s/%s\n", flotillav1.SystemNamespace, secretName)
@@ -232,7 +231,7 @@ func (o *registerOptions) run(ctx context.Context, s Streams, name string) error
 		Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: secretName, Key: kubeconfigKey},
 			AgentNamespace: o.agentNamespace},
 	}
-	if err := kube.Apply(ctx, hub.client, mc, fieldManager); err != nil {
+	if err := kube.Apply(ctx, hub.client, mc, flotillav1.FieldManagerCLI); err != nil {
 		return fmt.Errorf("apply MemberCluster %s on the hub: %w", name, err)
 	}
 	fmt.Fprintf(s.ErrOut, "  applied MemberCluster %s\n", name)
@@ -308,11 +307,11 @@ func registeredServer(ctx context.Context, hub *conn, mc *flotillav1.MemberClust
 func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server string) ([]byte, []corev1.Secret, error) {
 	ns := o.agentNamespace
 	old := &corev1.SecretList{}
-	if err := spoke.client.List(ctx, old, client.InNamespace(ns), client.HasLabels{hubTokenLabel}); err != nil {
+	if err := spoke.client.List(ctx, old, client.InNamespace(ns), client.HasLabels{flotillav1.LabelHubToken}); err != nil {
 		return nil, nil, fmt.Errorf("list hub token Secrets on %s: %w", spoke.what, err)
 	}
 	binding := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "flotilla-hub-token-", Namespace: ns,
-		Labels: map[string]string{hubTokenLabel: "true", "app.kubernetes.io/managed-by": "flotilla"}}, Type: corev1.SecretTypeOpaque}
+		Labels: map[string]string{flotillav1.LabelHubToken: "true", "app.kubernetes.io/managed-by": "flotilla"}}, Type: corev1.SecretTypeOpaque}
 	if err := spoke.client.Create(ctx, binding); err != nil {
 		return nil, nil, fmt.Errorf("create the hub token's Secret on %s: %w", spoke.what, err)
 	}

@@ -7,8 +7,21 @@ const (
 
 	// FieldManagerHub is the server-side-apply field manager of the hub.
 	FieldManagerHub = "flotilla-hub"
-	// FieldManagerAgent is the server-side-apply field manager of the agent.
+	// FieldManagerHubDelivery owns the hub Applications' Delivered condition and mirrored status.
+	FieldManagerHubDelivery = "flotilla-hub-delivery"
+	// FieldManagerHubClusters owns MemberCluster probe status (conditions, versions, heartbeat).
+	FieldManagerHubClusters = "flotilla-hub-inventory"
+	// FieldManagerHubStatus owns aggregated status: ApplicationSet summary and Healthy/Ready, MemberCluster applications.
+	FieldManagerHubStatus = "flotilla-hub-status"
+	// FieldManagerHubCAPI owns MemberClusters imported from Cluster API.
+	FieldManagerHubCAPI = "flotilla-hub-capi"
+	// FieldManagerAgent is the server-side-apply field manager of the agent
+	// (applied objects, their inventory ConfigMaps, namespaces).
 	FieldManagerAgent = "flotilla-agent"
+	// FieldManagerAgentStatus owns the spoke Application's status.
+	FieldManagerAgentStatus = "flotilla-agent-status"
+	// FieldManagerCLI owns what `flotilla install` and `flotilla cluster register` apply.
+	FieldManagerCLI = "flotilla-cli"
 
 	// LabelApplicationSet names the ApplicationSet an Application came from.
 	LabelApplicationSet = "flotilla.dev/application-set"
@@ -20,6 +33,18 @@ const (
 	LabelApplication = "flotilla.dev/application"
 	// LabelCAPICluster names the Cluster API Cluster a MemberCluster was imported from.
 	LabelCAPICluster = "flotilla.dev/capi-cluster"
+	// LabelSecretType marks Secrets in the hub's system namespace; value
+	// "repository" holds Git credentials (keys url, username, password|token, sshPrivateKey).
+	LabelSecretType = "flotilla.dev/secret-type"
+	// LabelHubToken marks the spoke Secrets that bind the hub's tokens.
+	LabelHubToken = "flotilla.dev/hub-token"
+
+	// AnnotationApplication carries the full spoke Application name on each
+	// applied object (LabelApplication holds a label-safe form).
+	AnnotationApplication = "flotilla.dev/application"
+	// AnnotationCAPICluster records the namespace/name of the Cluster API
+	// Cluster an imported MemberCluster came from.
+	AnnotationCAPICluster = "flotilla.dev/capi-cluster"
 
 	// AnnotationRefresh asks for an immediate re-check of the Git source.
 	AnnotationRefresh = "flotilla.dev/refresh"
@@ -32,6 +57,10 @@ const (
 	FinalizerDelivery = "flotilla.dev/delivery"
 	// FinalizerResources guards a spoke Application until its objects are pruned.
 	FinalizerResources = "flotilla.dev/resources"
+
+	// IndexApplicationCluster is the hub's field index of Applications by
+	// spec.destination.cluster.
+	IndexApplicationCluster = "spec.destination.cluster"
 )
 
 // Condition types.

@@ -241,7 +241,7 @@ func TestAgent(t *testing.T) {
 
 	t.Run("prune deletes only what left Git and what the agent applied", func(t *testing.T) {
 		lookalike := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "lookalike", Namespace: "demo",
-			Labels: map[string]string{flotillav1.LabelApplication: "demo"}, Annotations: map[string]string{agent.AnnotationApplication: "demo"}}}
+			Labels: map[string]string{flotillav1.LabelApplication: "demo"}, Annotations: map[string]string{flotillav1.AnnotationApplication: "demo"}}}
 		require.NoError(t, c.Create(ctx, lookalike))
 		rev = repo.MustCommit(t, map[string]string{"apps/demo/b.yaml": gittest.Delete}, "drop b")
 		refresh(t, c, "demo")

@@ -21,10 +21,6 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 )
 
-// AnnotationApplication carries the full spoke Application name on each
-// applied object (the label holds a label-safe form).
-const AnnotationApplication = "flotilla.dev/application"
-
 // LabelValue is a label-safe form of an Application name.
 func LabelValue(app string) string {
 	if len(app) <= 63 {
@@ -102,7 +98,7 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured, app, defaultNS stri
 		if ann == nil {
 			ann = map[string]string{}
 		}
-		ann[AnnotationApplication] = app
+		ann[flotillav1.AnnotationApplication] = app
 		o.SetAnnotations(ann)
 
 		namespaced, err := a.isNamespaced(o.GroupVersionKind())

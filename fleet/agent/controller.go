@@ -26,9 +26,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
-// FieldManagerStatus owns the spoke Application's status.
-const FieldManagerStatus = "flotilla-agent-status"
-
 // MaxResources bounds status.resources.
 const MaxResources = 200
 
@@ -151,7 +148,7 @@ func (r *Reconciler) source(ctx context.Context, app *flotillav1.Application) (*
 	snap, err := r.Git.Snapshot(ctx, app.Spec.Source.RepoURL, app.Spec.Source.TargetRevision)
 	if err != nil {
 		return nil, &outcome{syncStatus: flotillav1.SyncStatusUnknown, syncErr: err.Error(), requeue: 30 * time.Second,
-			synced: metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "FetchFailed",
+			synced: metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonFetchFailed,
 				Message: err.Error() + "; applied objects are left as they are"}}, nil
 	}
 	if st != nil && st.generation == app.Generation && st.revision == snap.Revision {
@@ -161,7 +158,7 @@ func (r *Reconciler) source(ctx context.Context, app *flotillav1.Application) (*
 	objs, err := Render(snap, app.Spec.Source, r.Render)
 	if err != nil {
 		return nil, &outcome{syncStatus: flotillav1.SyncStatusUnknown, syncErr: err.Error(), revision: snap.Revision, requeue: r.SyncInterval,
-			synced: metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "RenderFailed",
+			synced: metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonRenderFailed,
 				Message: err.Error() + "; applied objects are left as they are"}}, nil
 	}
 	st = &appState{generation: app.Generation, revision: snap.Revision, commitTime: snap.CommitTime, checkedAt: time.Now(), objects: objs}
@@ -189,7 +186,7 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 	}
 	if len(objs) == 0 && len(prev) > 0 {
 		out.syncStatus = flotillav1.SyncStatusOutOfSync
-		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "EmptyRender",
+		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonEmptyRender,
 			Message: fmt.Sprintf("%s renders no objects at %s: refusing to prune all %d applied objects; if you mean it, delete the Application", app.Spec.Source.Path, git.ShortSHA(st.revision), len(prev))}
 		out.syncErr = out.synced.Message
 		out.corrected = max(st.corrected, app.Status.DriftCorrections)
@@ -233,7 +230,7 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 					logger.Info("Correcting drift", "object", k, "changedBy", manager)
 					driftCorrections.WithLabelValues(app.Name).Inc()
 					if r.Recorder != nil {
-						r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "DriftCorrected", "SelfHeal",
+						r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, flotillav1.ReasonDriftCorrected, "SelfHeal",
 							"%s drifted from Git (changed by %s); re-applied", strings.ReplaceAll(k, "/", " "), manager)
 					}
 				}
@@ -344,11 +341,11 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application, st *
 	switch {
 	case len(failed) > 0:
 		out.syncErr = fmt.Sprintf("%d of %d objects were not applied: %s", len(failed), len(results), kube.Truncate(strings.Join(failed, "; "), 3000))
-		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "ApplyFailed", Message: out.syncErr}
+		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonApplyFailed, Message: out.syncErr}
 	case out.syncStatus == flotillav1.SyncStatusOutOfSync:
-		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: "OutOfSync", Message: outOfSyncMessage(auto, selfHeal, prune, len(gone), len(drifted))}
+		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonOutOfSync, Message: outOfSyncMessage(auto, selfHeal, prune, len(gone), len(drifted))}
 	default:
-		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionTrue, Reason: "Synced", Message: fmt.Sprintf("%d objects at %s", len(results), git.ShortSHA(st.revision))}
+		out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonSynced, Message: fmt.Sprintf("%d objects at %s", len(results), git.ShortSHA(st.revision))}
 	}
 	if refresh {
 		patch := client.MergeFrom(app.DeepCopy())
@@ -393,7 +390,7 @@ func (r *Reconciler) report(ctx context.Context, app *flotillav1.Application, ou
 	}
 	s.DriftCorrections = max(s.DriftCorrections, out.corrected)
 	healthy := metav1.Condition{Type: flotillav1.ConditionHealthy}
-	if out.resources != nil || out.count == 0 && out.synced.Reason == "Synced" {
+	if out.resources != nil || out.count == 0 && out.synced.Reason == flotillav1.ReasonSynced {
 		h := Worst(out.resources)
 		s.Health = h
 		s.ResourceCount = int32(out.count)
@@ -421,7 +418,7 @@ func (r *Reconciler) report(ctx context.Context, app *flotillav1.Application, ou
 		return ctrl.Result{}, err
 	}
 	st["conditions"] = kube.Conditions(app.Status.Conditions, app.Generation, out.synced, healthy)
-	if err := kube.ApplyStatus(ctx, r.Client, app, "Application", FieldManagerStatus, st); err != nil {
+	if err := kube.ApplyStatus(ctx, r.Client, app, "Application", flotillav1.FieldManagerAgentStatus, st); err != nil {
 		return ctrl.Result{}, err
 	}
 	if old := apimeta.FindStatusCondition(app.Status.Conditions, flotillav1.ConditionSynced); r.Recorder != nil && out.synced.Status == metav1.ConditionFalse && (old == nil || old.Reason != out.synced.Reason) {

@@ -106,7 +106,7 @@ func (w *watcher) ensure(_ context.Context, results []Result) {
 }
 
 func (w *watcher) owner(o client.Object) (types.NamespacedName, bool) {
-	name := o.GetAnnotations()[AnnotationApplication]
+	name := o.GetAnnotations()[flotillav1.AnnotationApplication]
 	if name == "" {
 		return types.NamespacedName{}, false
 	}

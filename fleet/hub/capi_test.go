@@ -18,7 +18,6 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
-	"github.com/flotilla-dev/flotilla/fleet/hub/capi"
 	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
@@ -71,7 +70,7 @@ func TestClusterAPIImport(t *testing.T) {
 	assert.Equal(t, "prod", mc.Labels["env"])
 	assert.Equal(t, "eu", mc.Labels["region"])
 	assert.Equal(t, "clusters.prod-eu-9", mc.Labels[flotillav1.LabelCAPICluster])
-	assert.Equal(t, "clusters/prod-eu-9", mc.Annotations[capi.AnnotationCAPICluster])
+	assert.Equal(t, "clusters/prod-eu-9", mc.Annotations[flotillav1.AnnotationCAPICluster])
 
 	eventually(t, 30*time.Second, "app delivered to the imported cluster", func() (bool, string) {
 		return len(spokeApps(t, spoke.Client)) == 1, ""

@@ -28,11 +28,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 )
 
-// LabelSecretType marks Secrets in the system namespace: "repository"
-// Secrets hold Git credentials (keys url, username, password|token,
-// sshPrivateKey).
-const LabelSecretType = "flotilla.dev/secret-type"
-
 // Options configure the hub.
 type Options struct {
 	// Namespace holds kubeconfig and repository Secrets (flotilla-system).
@@ -129,7 +124,7 @@ type secretCredentials struct {
 
 func (s secretCredentials) Credential(ctx context.Context, repoURL string) (*git.Credential, error) {
 	var list corev1.SecretList
-	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{LabelSecretType: "repository"}); err != nil {
+	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{flotillav1.LabelSecretType: "repository"}); err != nil {
 		return nil, err
 	}
 	return git.CredentialsFromSecrets(list.Items).Credential(ctx, repoURL)

@@ -39,9 +39,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
-// FieldManager owns the hub Applications' spec and the set's generation conditions.
-const FieldManager = flotillav1.FieldManagerHub
-
 // DefaultGitPollInterval is how often a set with git generators re-reads Git.
 const DefaultGitPollInterval = 3 * time.Minute
 
@@ -130,10 +127,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// Nothing is written: the last good Applications stay as they are.
 		logger.Info("Generation failed; leaving Applications untouched", "error", err.Error())
 		if old := apimeta.FindStatusCondition(set.Status.Conditions, flotillav1.ConditionParametersGenerated); old == nil || old.Status != metav1.ConditionFalse || !strings.HasPrefix(old.Message, err.Error()) {
-			r.event(set, corev1.EventTypeWarning, "GenerationFailed", err.Error())
+			r.event(set, corev1.EventTypeWarning, flotillav1.ReasonGenerationFailed, err.Error())
 		}
 		if serr := r.applyConditions(ctx, set, false, metav1.Condition{
-			Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionFalse, Reason: "GenerationFailed",
+			Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonGenerationFailed,
 			Message: err.Error() + "; existing Applications are left unchanged",
 		}); serr != nil {
 			return ctrl.Result{}, serr
@@ -163,15 +160,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	writeErr := r.write(ctx, plan)
 
-	genCond := metav1.Condition{Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionTrue, Reason: "Generated",
+	genCond := metav1.Condition{Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonGenerated,
 		Message: fmt.Sprintf("%d parameter sets", len(desired))}
-	upCond := metav1.Condition{Type: flotillav1.ConditionResourcesUpToDate, Status: metav1.ConditionTrue, Reason: "UpToDate",
+	upCond := metav1.Condition{Type: flotillav1.ConditionResourcesUpToDate, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonUpToDate,
 		Message: plan.summary()}
 	if writeErr != nil {
-		upCond.Status, upCond.Reason, upCond.Message = metav1.ConditionFalse, "WriteFailed", writeErr.Error()
-		r.event(set, corev1.EventTypeWarning, "WriteFailed", writeErr.Error())
+		upCond.Status, upCond.Reason, upCond.Message = metav1.ConditionFalse, flotillav1.ReasonWriteFailed, writeErr.Error()
+		r.event(set, corev1.EventTypeWarning, flotillav1.ReasonWriteFailed, writeErr.Error())
 	} else if plan.changes() > 0 {
-		r.event(set, corev1.EventTypeNormal, "Updated", plan.summary())
+		r.event(set, corev1.EventTypeNormal, flotillav1.ReasonUpdated, plan.summary())
 	}
 	if err := r.applyConditions(ctx, set, writeErr == nil, genCond, upCond); err != nil {
 		return ctrl.Result{}, err
@@ -318,7 +315,7 @@ func (r *Reconciler) write(ctx context.Context, p *plan) error {
 
 // apply server-side-applies an Application's metadata and spec.
 func (r *Reconciler) apply(ctx context.Context, app *flotillav1.Application) error {
-	return kube.Apply(ctx, r.Client, app, FieldManager)
+	return kube.Apply(ctx, r.Client, app, flotillav1.FieldManagerHub)
 }
 
 func (r *Reconciler) applyConditions(ctx context.Context, set *flotillav1.ApplicationSet, success bool, conds ...metav1.Condition) error {
@@ -326,7 +323,7 @@ func (r *Reconciler) applyConditions(ctx context.Context, set *flotillav1.Applic
 	if success {
 		st["observedGeneration"] = set.Generation
 	}
-	return kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st)
+	return kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", flotillav1.FieldManagerHub, st)
 }
 
 func (r *Reconciler) pollInterval(set *flotillav1.ApplicationSet) time.Duration {

@@ -26,12 +26,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
-// FieldManager owns what the importer writes.
-const FieldManager = "flotilla-hub-capi"
-
-// AnnotationCAPICluster records the imported Cluster as namespace/name.
-const AnnotationCAPICluster = "flotilla.dev/capi-cluster"
-
 // Available reports whether the hub serves the Cluster API Cluster kind.
 func Available(mapper meta.RESTMapper) bool {
 	_, err := mapper.RESTMapping(schema.GroupKind{Group: clusterv1.GroupVersion.Group, Kind: "Cluster"}, clusterv1.GroupVersion.Version)
@@ -96,10 +90,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	name := MemberName(req.NamespacedName)
 	existing := &flotillav1.MemberCluster{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: name}, existing); err == nil {
-		if existing.Annotations[AnnotationCAPICluster] != req.String() {
+		if existing.Annotations[flotillav1.AnnotationCAPICluster] != req.String() {
 			msg := fmt.Sprintf("MemberCluster %s already exists and was not imported from this Cluster: rename one of them", name)
 			if r.Recorder != nil {
-				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "NameConflict", "Import", "%s", msg)
+				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, flotillav1.ReasonNameConflict, "Import", "%s", msg)
 			}
 			return ctrl.Result{}, nil
 		}
@@ -118,7 +112,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{"value": kubeconfig},
 	}
-	if err := kube.Apply(ctx, r.Client, secret, FieldManager); err != nil {
+	if err := kube.Apply(ctx, r.Client, secret, flotillav1.FieldManagerHubCAPI); err != nil {
 		return ctrl.Result{}, fmt.Errorf("copy kubeconfig of Cluster %s: %w", req, err)
 	}
 	labels := map[string]string{}
@@ -129,11 +123,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	mc := &flotillav1.MemberCluster{
 		TypeMeta: metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "MemberCluster"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels,
-			Annotations: map[string]string{AnnotationCAPICluster: req.String()}},
+			Annotations: map[string]string{flotillav1.AnnotationCAPICluster: req.String()}},
 		Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: secretName, Key: "value"},
 			AgentNamespace: flotillav1.SystemNamespace},
 	}
-	if err := kube.Apply(ctx, r.Client, mc, FieldManager); err != nil {
+	if err := kube.Apply(ctx, r.Client, mc, flotillav1.FieldManagerHubCAPI); err != nil {
 		return ctrl.Result{}, fmt.Errorf("import Cluster %s: %w", req, err)
 	}
 	return ctrl.Result{}, nil
@@ -147,7 +141,7 @@ func (r *Reconciler) remove(ctx context.Context, key types.NamespacedName) error
 		return err
 	}
 	for i := range mcs.Items {
-		if mcs.Items[i].Annotations[AnnotationCAPICluster] == key.String() {
+		if mcs.Items[i].Annotations[flotillav1.AnnotationCAPICluster] == key.String() {
 			if err := client.IgnoreNotFound(r.Client.Delete(ctx, &mcs.Items[i])); err != nil {
 				return err
 			}

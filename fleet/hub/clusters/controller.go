@@ -34,9 +34,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 )
 
-// FieldManager owns the inventory's part of MemberCluster status.
-const FieldManager = "flotilla-hub-inventory"
-
 const secretIndex = "spec.kubeconfigSecretRef.name"
 
 // Reconciler probes MemberClusters.
@@ -160,7 +157,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		st["lastHeartbeatTime"] = p.heartbeat.UTC().Format(time.RFC3339)
 	}
 	if r.statusChanged(mc, p) {
-		if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, st); err != nil {
+		if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", flotillav1.FieldManagerHubClusters, st); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -205,7 +202,7 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 	p := probe{
 		ready: metav1.Condition{Type: flotillav1.ConditionReady, Status: metav1.ConditionFalse},
 		creds: metav1.Condition{Type: flotillav1.ConditionCredentialsValid, Status: metav1.ConditionFalse},
-		agent: metav1.Condition{Type: flotillav1.ConditionAgentAvailable, Status: metav1.ConditionUnknown, Reason: "ClusterNotReady", Message: "the cluster is not reachable, so the agent's heartbeat cannot be read"},
+		agent: metav1.Condition{Type: flotillav1.ConditionAgentAvailable, Status: metav1.ConditionUnknown, Reason: flotillav1.ReasonClusterNotReady, Message: "the cluster is not reachable, so the agent's heartbeat cannot be read"},
 	}
 	fail := func(credsStatus metav1.ConditionStatus, reason, msg string) probe {
 		p.creds.Status, p.creds.Reason, p.creds.Message = credsStatus, reason, msg
@@ -220,19 +217,19 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 	secret := &corev1.Secret{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return fail(metav1.ConditionFalse, "SecretNotFound", fmt.Sprintf("Secret %s/%s does not exist: create it with the spoke's kubeconfig under key %q (flotilla cluster register does this)", r.Namespace, ref.Name, key))
+			return fail(metav1.ConditionFalse, flotillav1.ReasonSecretNotFound, fmt.Sprintf("Secret %s/%s does not exist: create it with the spoke's kubeconfig under key %q (flotilla cluster register does this)", r.Namespace, ref.Name, key))
 		}
-		return fail(metav1.ConditionUnknown, "SecretUnreadable", fmt.Sprintf("read Secret %s/%s: %v", r.Namespace, ref.Name, err))
+		return fail(metav1.ConditionUnknown, flotillav1.ReasonSecretUnreadable, fmt.Sprintf("read Secret %s/%s: %v", r.Namespace, ref.Name, err))
 	}
 	raw, found := secret.Data[key]
 	if !found {
-		return fail(metav1.ConditionFalse, "SecretKeyMissing", fmt.Sprintf("Secret %s/%s has no key %q", r.Namespace, ref.Name, key))
+		return fail(metav1.ConditionFalse, flotillav1.ReasonSecretKeyMissing, fmt.Sprintf("Secret %s/%s has no key %q", r.Namespace, ref.Name, key))
 	}
 	pc, err := r.probeClient(mc.Name, secret, key, raw)
 	if err != nil {
-		reason := "InvalidKubeconfig"
+		reason := flotillav1.ReasonInvalidKubeconfig
 		if errors.Is(err, kubeconfig.ErrExecNotAllowed) {
-			reason = "ExecCredentialsRefused"
+			reason = flotillav1.ReasonExecCredentialsRefused
 		}
 		return fail(metav1.ConditionFalse, reason, fmt.Sprintf("Secret %s/%s key %q: %v", r.Namespace, ref.Name, key, err))
 	}
@@ -242,27 +239,27 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 	if err != nil {
 		switch {
 		case apierrors.IsUnauthorized(err):
-			return fail(metav1.ConditionFalse, "Unauthorized", "the spoke rejected the kubeconfig's credentials (401): re-register the cluster to rotate its token")
+			return fail(metav1.ConditionFalse, flotillav1.ReasonUnauthorized, "the spoke rejected the kubeconfig's credentials (401): re-register the cluster to rotate its token")
 		case isTLSError(err):
-			return fail(metav1.ConditionFalse, "TLSVerificationFailed", "the spoke's serving certificate does not match the kubeconfig's certificate-authority-data: "+firstLine(err))
+			return fail(metav1.ConditionFalse, flotillav1.ReasonTLSVerificationFailed, "the spoke's serving certificate does not match the kubeconfig's certificate-authority-data: "+firstLine(err))
 		default:
-			return fail(metav1.ConditionUnknown, "Unreachable", fmt.Sprintf("cannot reach %s: %s", cfg.Host, firstLine(err)))
+			return fail(metav1.ConditionUnknown, flotillav1.ReasonUnreachable, fmt.Sprintf("cannot reach %s: %s", cfg.Host, firstLine(err)))
 		}
 	}
 	p.version = ver.GitVersion
-	p.creds.Status, p.creds.Reason, p.creds.Message = metav1.ConditionTrue, "Authenticated", "the spoke accepted the hub's credentials"
-	p.ready.Status, p.ready.Reason, p.ready.Message = metav1.ConditionTrue, "Reachable", fmt.Sprintf("Kubernetes %s at %s", ver.GitVersion, cfg.Host)
+	p.creds.Status, p.creds.Reason, p.creds.Message = metav1.ConditionTrue, flotillav1.ReasonAuthenticated, "the spoke accepted the hub's credentials"
+	p.ready.Status, p.ready.Reason, p.ready.Message = metav1.ConditionTrue, flotillav1.ReasonReachable, fmt.Sprintf("Kubernetes %s at %s", ver.GitVersion, cfg.Host)
 
 	lease, err := cs.CoordinationV1().Leases(mc.Spec.AgentNamespace).Get(ctx, flotillav1.AgentLeaseName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		p.agent.Status, p.agent.Reason = metav1.ConditionFalse, "AgentNotFound"
+		p.agent.Status, p.agent.Reason = metav1.ConditionFalse, flotillav1.ReasonAgentNotFound
 		p.agent.Message = fmt.Sprintf("no agent heartbeat (Lease %s/%s): install the agent (flotilla cluster register)", mc.Spec.AgentNamespace, flotillav1.AgentLeaseName)
 	case apierrors.IsForbidden(err):
-		p.agent.Status, p.agent.Reason = metav1.ConditionUnknown, "LeaseForbidden"
+		p.agent.Status, p.agent.Reason = metav1.ConditionUnknown, flotillav1.ReasonLeaseForbidden
 		p.agent.Message = fmt.Sprintf("the hub's identity may not read Leases in %s: grant it the flotilla hub Role there", mc.Spec.AgentNamespace)
 	case err != nil:
-		p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionUnknown, "LeaseUnreadable", firstLine(err)
+		p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionUnknown, flotillav1.ReasonLeaseUnreadable, firstLine(err)
 	default:
 		r.readLease(&p, lease)
 	}
@@ -272,18 +269,18 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 func (r *Reconciler) readLease(p *probe, lease *coordinationv1.Lease) {
 	p.agentVer = lease.Annotations[flotillav1.AnnotationAgentVersion]
 	if lease.Spec.RenewTime == nil {
-		p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionUnknown, "NoHeartbeat", "the agent's Lease was never renewed"
+		p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionUnknown, flotillav1.ReasonNoHeartbeat, "the agent's Lease was never renewed"
 		return
 	}
 	hb := metav1.NewTime(lease.Spec.RenewTime.Time)
 	p.heartbeat = &hb
 	age := time.Since(lease.Spec.RenewTime.Time).Round(time.Second)
 	if age > r.HeartbeatGrace {
-		p.agent.Status, p.agent.Reason = metav1.ConditionUnknown, "HeartbeatExpired"
+		p.agent.Status, p.agent.Reason = metav1.ConditionUnknown, flotillav1.ReasonHeartbeatExpired
 		p.agent.Message = fmt.Sprintf("last agent heartbeat %s ago (grace %s): check the flotilla-agent pod", age, r.HeartbeatGrace)
 		return
 	}
-	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, "Heartbeat", fmt.Sprintf("agent %s renews its Lease (heartbeat within the %s grace)", p.agentVer, r.HeartbeatGrace)
+	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, flotillav1.ReasonHeartbeat, fmt.Sprintf("agent %s renews its Lease (heartbeat within the %s grace)", p.agentVer, r.HeartbeatGrace)
 }
 
 // probeClient is a cluster's parsed kubeconfig and probe client, kept

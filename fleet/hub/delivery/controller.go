@@ -38,12 +38,8 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
-	"github.com/flotilla-dev/flotilla/fleet/hub/status"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
-
-// FieldManager owns the hub Application's status (Delivered and the mirror).
-const FieldManager = "flotilla-hub-delivery"
 
 // Reconciler delivers hub Applications.
 type Reconciler struct {
@@ -124,7 +120,7 @@ func readyStatus(mc *flotillav1.MemberCluster) metav1.ConditionStatus {
 
 func (r *Reconciler) appsOfCluster(ctx context.Context, o client.Object) []reconcile.Request {
 	var list flotillav1.ApplicationList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{status.ClusterIndex: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingFields{flotillav1.IndexApplicationCluster: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))
@@ -178,7 +174,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	switch {
 	case clusterMissing:
-		return r.notDelivered(ctx, app, nil, "ClusterNotFound",
+		return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterNotFound,
 			fmt.Sprintf("MemberCluster %q does not exist: register it (flotilla cluster register) or fix destination.cluster", clusterName), time.Minute)
 	case mc.Spec.Paused:
 		return r.notDelivered(ctx, app, r.spokeCopy(ctx, app, mc), "ClusterPaused",
@@ -186,7 +182,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	rc, ok := r.Pool.Get(clusterName)
 	if healthy, msg := healthOf(rc, ok); !healthy {
-		return r.notDelivered(ctx, app, nil, "ClusterUnreachable", msg, 15*time.Second)
+		return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterUnreachable, msg, 15*time.Second)
 	}
 	release, ok := r.acquire(clusterName)
 	if !ok {
@@ -196,16 +192,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	spoke, err := r.cachedSpoke(ctx, rc, app)
 	if err != nil {
-		return r.notDelivered(ctx, app, nil, "SpokeUnreadable", err.Error(), 15*time.Second)
+		return r.notDelivered(ctx, app, nil, flotillav1.ReasonSpokeUnreadable, err.Error(), 15*time.Second)
 	}
 	desired := desiredSpoke(app, rc.AgentNamespace)
 	if spoke == nil || !sameSpoke(desired, spoke) {
 		if err := r.applySpoke(ctx, rc, desired); err != nil {
-			return r.notDelivered(ctx, app, spoke, "DeliveryFailed", err.Error(), 10*time.Second)
+			return r.notDelivered(ctx, app, spoke, flotillav1.ReasonDeliveryFailed, err.Error(), 10*time.Second)
 		}
 		metrics.DeliveryLatency.WithLabelValues(clusterName).Observe(time.Since(lastChange(app)).Seconds())
 	}
-	delivered := metav1.Condition{Type: flotillav1.ConditionDelivered, Status: metav1.ConditionTrue, Reason: "Delivered",
+	delivered := metav1.Condition{Type: flotillav1.ConditionDelivered, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonDelivered,
 		Message: fmt.Sprintf("applied to %s/%s on %s", rc.AgentNamespace, desired.Name, clusterName)}
 	return ctrl.Result{}, r.mirror(ctx, app, spoke, delivered)
 }
@@ -290,15 +286,15 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application, 
 	case clusterMissing:
 		// The cluster left the fleet: nothing can be reached or cleaned.
 	case mc.Spec.Paused:
-		return r.notDelivered(ctx, app, nil, "ClusterPaused", "deletion waits until the cluster is unpaused: a paused cluster loses nothing", time.Minute)
+		return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterPaused, "deletion waits until the cluster is unpaused: a paused cluster loses nothing", time.Minute)
 	default:
 		rc, ok := r.Pool.Get(mc.Name)
 		if healthy, msg := healthOf(rc, ok); !healthy {
-			return r.notDelivered(ctx, app, nil, "ClusterUnreachable", "cannot remove the spoke copy yet: "+msg, 15*time.Second)
+			return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterUnreachable, "cannot remove the spoke copy yet: "+msg, 15*time.Second)
 		}
 		spoke := &flotillav1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: rc.AgentNamespace, Name: SpokeName(app.Namespace, app.Name)}}
 		if err := rc.Client().Delete(ctx, spoke); err != nil && !apierrors.IsNotFound(err) {
-			return r.notDelivered(ctx, app, nil, "DeletionFailed", fmt.Sprintf("delete the spoke copy: %v", err), 10*time.Second)
+			return r.notDelivered(ctx, app, nil, flotillav1.ReasonDeletionFailed, fmt.Sprintf("delete the spoke copy: %v", err), 10*time.Second)
 		}
 	}
 	patch := client.MergeFrom(app.DeepCopy())
@@ -367,7 +363,7 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 		// Application at once): writing it again would change nothing.
 		return nil
 	}
-	if err := kube.ApplyStatus(ctx, r.Client, app, "Application", FieldManager, st); err != nil {
+	if err := kube.ApplyStatus(ctx, r.Client, app, "Application", flotillav1.FieldManagerHubDelivery, st); err != nil {
 		r.written.Delete(key)
 		return err
 	}

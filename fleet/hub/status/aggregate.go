@@ -124,17 +124,17 @@ func Aggregate(apps []flotillav1.Application) SetStatus {
 	out.Healthy = metav1.Condition{Type: flotillav1.ConditionHealthy}
 	switch {
 	case counts.Total == 0:
-		out.Healthy.Status, out.Healthy.Reason, out.Healthy.Message = metav1.ConditionUnknown, "NoApplications", "the set has no Applications"
+		out.Healthy.Status, out.Healthy.Reason, out.Healthy.Message = metav1.ConditionUnknown, flotillav1.ReasonNoApplications, "the set has no Applications"
 	case counts.Healthy == counts.Total:
-		out.Healthy.Status, out.Healthy.Reason, out.Healthy.Message = metav1.ConditionTrue, "Healthy", fmt.Sprintf("all %d Applications are Healthy", counts.Total)
+		out.Healthy.Status, out.Healthy.Reason, out.Healthy.Message = metav1.ConditionTrue, flotillav1.ReasonHealthy, fmt.Sprintf("all %d Applications are Healthy", counts.Total)
 	case counts.Degraded > 0:
-		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, "Degraded"
+		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, flotillav1.ReasonDegraded
 		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Degraded, first: %s on %s", counts.Degraded, counts.Total, out.NotHealthy[0].Application, out.NotHealthy[0].Cluster)
 	case counts.Progressing > 0:
-		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, "Progressing"
+		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, flotillav1.ReasonProgressing
 		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy, %d Progressing", counts.Healthy, counts.Total, counts.Progressing)
 	default:
-		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionUnknown, "Pending"
+		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionUnknown, flotillav1.ReasonPending
 		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy; the others have not reported health yet", counts.Healthy, counts.Total)
 	}
 	return out

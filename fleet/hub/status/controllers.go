@@ -22,16 +22,10 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
-// FieldManager owns the aggregated status fields.
-const FieldManager = "flotilla-hub-status"
-
-// ClusterIndex indexes hub Applications by spec.destination.cluster.
-const ClusterIndex = "spec.destination.cluster"
-
-// IndexByCluster adds ClusterIndex; call it once per manager before setting
+// IndexByCluster adds flotillav1.IndexApplicationCluster; call it once per manager before setting
 // up the controllers that use it.
 func IndexByCluster(mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.Application{}, ClusterIndex, func(o client.Object) []string {
+	return mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.Application{}, flotillav1.IndexApplicationCluster, func(o client.Object) []string {
 		return []string{o.(*flotillav1.Application).Spec.Destination.Cluster}
 	})
 }
@@ -102,7 +96,7 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		}
 		st[k] = u
 	}
-	if err := kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", FieldManager, st); err != nil {
+	if err := kube.ApplyStatus(ctx, r.Client, set, "ApplicationSet", flotillav1.FieldManagerHubStatus, st); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.writes.wrote(req.NamespacedName)
@@ -224,7 +218,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	var list flotillav1.ApplicationList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{ClusterIndex: mc.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingFields{flotillav1.IndexApplicationCluster: mc.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	counts := Count(list.Items)
@@ -244,7 +238,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", FieldManager, map[string]any{"applications": u}); err != nil {
+	if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", flotillav1.FieldManagerHubStatus, map[string]any{"applications": u}); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.writes.wrote(req.NamespacedName)

@@ -1,0 +1,67 @@
+package v1alpha1
+
+// Condition reasons, one place for every writer (CamelCase, as
+// metav1.Condition requires). Event reasons reuse them where they mean the
+// same thing.
+const (
+	// Summary conditions (kstatus: Ready, Reconciling, Stalled).
+	ReasonReady = "Ready"
+	// ReasonNotReady: some condition the summary reads is not True yet.
+	ReasonNotReady = "NotReady"
+	// ReasonProgressing: the object is working towards its spec.
+	ReasonProgressing = "Progressing"
+	// ReasonFailed: a failure that needs a user to act.
+	ReasonFailed = "Failed"
+
+	// ApplicationSet (ParametersGenerated, ResourcesUpToDate, Healthy).
+	ReasonGenerated        = "Generated"
+	ReasonGenerationFailed = "GenerationFailed"
+	ReasonUpToDate         = "UpToDate"
+	ReasonWriteFailed      = "WriteFailed"
+	// ReasonUpdated is the Event when a set's Applications were written.
+	ReasonUpdated        = "Updated"
+	ReasonNoApplications = "NoApplications"
+	ReasonHealthy        = "Healthy"
+	ReasonDegraded       = "Degraded"
+	ReasonPending        = "Pending"
+
+	// Application on the hub (Delivered).
+	ReasonDelivered          = "Delivered"
+	ReasonClusterNotFound    = "ClusterNotFound"
+	ReasonClusterPaused      = "ClusterPaused"
+	ReasonClusterUnreachable = "ClusterUnreachable"
+	ReasonSpokeUnreadable    = "SpokeUnreadable"
+	ReasonDeliveryFailed     = "DeliveryFailed"
+	ReasonDeletionFailed     = "DeletionFailed"
+
+	// Application on the spoke (Synced; Healthy uses the health status).
+	ReasonSynced         = "Synced"
+	ReasonOutOfSync      = "OutOfSync"
+	ReasonFetchFailed    = "FetchFailed"
+	ReasonRenderFailed   = "RenderFailed"
+	ReasonEmptyRender    = "EmptyRender"
+	ReasonApplyFailed    = "ApplyFailed"
+	ReasonDriftCorrected = "DriftCorrected"
+
+	// MemberCluster (Ready, CredentialsValid, AgentAvailable).
+	ReasonReachable              = "Reachable"
+	ReasonUnreachable            = "Unreachable"
+	ReasonAuthenticated          = "Authenticated"
+	ReasonUnauthorized           = "Unauthorized"
+	ReasonTLSVerificationFailed  = "TLSVerificationFailed"
+	ReasonSecretNotFound         = "SecretNotFound"
+	ReasonSecretUnreadable       = "SecretUnreadable"
+	ReasonSecretKeyMissing       = "SecretKeyMissing"
+	ReasonInvalidKubeconfig      = "InvalidKubeconfig"
+	ReasonExecCredentialsRefused = "ExecCredentialsRefused"
+	ReasonClusterNotReady        = "ClusterNotReady"
+	ReasonHeartbeat              = "Heartbeat"
+	ReasonHeartbeatExpired       = "HeartbeatExpired"
+	ReasonNoHeartbeat            = "NoHeartbeat"
+	ReasonAgentNotFound          = "AgentNotFound"
+	ReasonLeaseForbidden         = "LeaseForbidden"
+	ReasonLeaseUnreadable        = "LeaseUnreadable"
+
+	// Cluster API import (Events).
+	ReasonNameConflict = "NameConflict"
+)
