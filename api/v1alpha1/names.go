@@ -88,3 +88,12 @@ const (
 	// AnnotationAgentVersion on the agent's Lease carries its version.
 	AnnotationAgentVersion = "flotilla.dev/agent-version"
 )
+
+// Summary condition types, following kstatus (sigs.k8s.io/cli-utils): Ready
+// summarises an object's other conditions; Reconciling (True while it works
+// towards its spec) and Stalled (True when it cannot progress without a
+// person) are present only while True.
+const (
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)

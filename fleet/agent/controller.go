@@ -417,7 +417,8 @@ func (r *Reconciler) report(ctx context.Context, app *flotillav1.Application, ou
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	st["conditions"] = kube.Conditions(app.Status.Conditions, app.Generation, out.synced, healthy)
+	conds := append([]metav1.Condition{out.synced, healthy}, kube.Summarize(app.Generation, s.ObservedGeneration, kube.ApplicationStalled, out.synced, healthy)...)
+	st["conditions"] = kube.Conditions(app.Status.Conditions, app.Generation, conds...)
 	if err := kube.ApplyStatus(ctx, r.Client, app, "Application", flotillav1.FieldManagerAgentStatus, st); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -129,13 +129,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if old := apimeta.FindStatusCondition(set.Status.Conditions, flotillav1.ConditionParametersGenerated); old == nil || old.Status != metav1.ConditionFalse || !strings.HasPrefix(old.Message, err.Error()) {
 			r.event(set, corev1.EventTypeWarning, flotillav1.ReasonGenerationFailed, err.Error())
 		}
-		if serr := r.applyConditions(ctx, set, false, metav1.Condition{
+		// A template error is this generation's final word (kstatus: Stalled
+		// at the observed generation); anything else may pass and is retried.
+		terminal := errors.Is(err, generators.ErrTemplate)
+		if serr := r.applyConditions(ctx, set, terminal, metav1.Condition{
 			Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonGenerationFailed,
 			Message: err.Error() + "; existing Applications are left unchanged",
 		}); serr != nil {
 			return ctrl.Result{}, serr
 		}
-		if errors.Is(err, generators.ErrTemplate) {
+		if terminal {
 			// The user's template is wrong: retrying cannot help; a change to
 			// the set re-queues it.
 			return ctrl.Result{}, reconcile.TerminalError(err)

@@ -142,7 +142,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	st := map[string]any{
 		"observedGeneration": mc.Generation,
-		"conditions":         kube.Conditions(mc.Status.Conditions, mc.Generation, p.ready, p.creds, p.agent),
+		"conditions":         kube.Conditions(mc.Status.Conditions, mc.Generation, append([]metav1.Condition{p.ready, p.creds, p.agent}, p.summary()...)...),
 	}
 	if p.server != "" {
 		st["server"] = p.server
@@ -192,10 +192,28 @@ func (r *Reconciler) statusChanged(mc *flotillav1.MemberCluster, p probe) bool {
 			return true
 		}
 	}
+	if kube.SummaryChanged(st.Conditions, p.summary()) {
+		return true
+	}
 	if p.heartbeat == nil {
 		return false
 	}
 	return st.LastHeartbeatTime == nil || p.heartbeat.Sub(st.LastHeartbeatTime.Time) >= r.HeartbeatGrace/2
+}
+
+// summary is the kstatus flag beside Ready (which a probe sets from
+// credentials and reachability): Stalled while the credentials are refused
+// (a person must fix the Secret or re-register), Reconciling while the
+// cluster cannot be reached; nothing when Ready.
+func (p probe) summary() []metav1.Condition {
+	if p.ready.Status == metav1.ConditionTrue {
+		return nil
+	}
+	typ := flotillav1.ConditionReconciling
+	if p.creds.Status == metav1.ConditionFalse {
+		typ = flotillav1.ConditionStalled
+	}
+	return []metav1.Condition{{Type: typ, Status: metav1.ConditionTrue, Reason: p.ready.Reason, Message: p.ready.Message}}
 }
 
 func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) probe {

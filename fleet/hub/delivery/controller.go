@@ -336,6 +336,8 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 	if delivered.Status == metav1.ConditionTrue {
 		want.ObservedGeneration = app.Generation
 	}
+	summary := kube.Summarize(app.Generation, want.ObservedGeneration, kube.ApplicationStalled, delivered,
+		kube.Part(conds, flotillav1.ConditionSynced), kube.Part(conds, flotillav1.ConditionHealthy))
 	changed := want.ObservedGeneration != app.Status.ObservedGeneration ||
 		!equality.Semantic.DeepEqual(want.Sync, app.Status.Sync) || !equality.Semantic.DeepEqual(want.Health, app.Status.Health) ||
 		!equality.Semantic.DeepEqual(want.Resources, app.Status.Resources) || want.ResourceCount != app.Status.ResourceCount ||
@@ -344,6 +346,8 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 	for _, c := range conds {
 		changed = changed || !kube.HasCondition(app.Status.Conditions, c)
 	}
+	changed = changed || kube.SummaryChanged(app.Status.Conditions, summary)
+	conds = append(conds, summary...)
 	if !changed {
 		return nil
 	}

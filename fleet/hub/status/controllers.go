@@ -8,11 +8,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -50,7 +52,8 @@ func (r *SetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.writes = newWriteLimiter(r.MinInterval)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("applicationset-status").
-		For(&flotillav1.ApplicationSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// The Ready summary reads the set controller's conditions too.
+		For(&flotillav1.ApplicationSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, setConditionsChanged))).
 		Watches(&flotillav1.Application{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			if set := o.GetLabels()[flotillav1.LabelApplicationSet]; set != "" {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: set}}}
@@ -83,11 +86,12 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	agg := Aggregate(list.Items)
 	r.observeLeadTime(set, list.Items, agg)
-	if sameSetStatus(set, agg) {
+	summary := setSummary(set, agg.Healthy)
+	if sameSetStatus(set, agg) && !kube.SummaryChanged(set.Status.Conditions, summary) {
 		return ctrl.Result{}, nil
 	}
 	st := map[string]any{
-		"conditions": kube.Conditions(set.Status.Conditions, set.Generation, agg.Healthy),
+		"conditions": kube.Conditions(set.Status.Conditions, set.Generation, append([]metav1.Condition{agg.Healthy}, summary...)...),
 	}
 	for k, v := range map[string]any{"summary": agg.Summary, "revisions": agg.Revisions, "notHealthy": agg.NotHealthy} {
 		u, err := toUnstructured(v)
@@ -135,6 +139,37 @@ func (l *writeLimiter) forget(key types.NamespacedName) {
 	defer l.mu.Unlock()
 	delete(l.last, key)
 }
+
+// setSummary is the set's Ready (with Reconciling or Stalled): generated,
+// written and every Application Healthy at the set's generation. A set
+// that generates no Application is Ready (there is nothing to wait for).
+// Generation errors and Degraded Applications stall it.
+func setSummary(set *flotillav1.ApplicationSet, healthy metav1.Condition) []metav1.Condition {
+	if healthy.Reason == flotillav1.ReasonNoApplications {
+		healthy.Status = metav1.ConditionTrue
+	}
+	return kube.Summarize(set.Generation, set.Status.ObservedGeneration, func(c metav1.Condition) bool {
+		return c.Type == flotillav1.ConditionParametersGenerated || c.Reason == flotillav1.ReasonDegraded
+	}, kube.Part(set.Status.Conditions, flotillav1.ConditionParametersGenerated),
+		kube.Part(set.Status.Conditions, flotillav1.ConditionResourcesUpToDate), healthy)
+}
+
+// setConditionsChanged passes set updates that change what setSummary
+// reads from the set controller: observedGeneration, ParametersGenerated
+// and ResourcesUpToDate.
+var setConditionsChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	a, b := e.ObjectOld.(*flotillav1.ApplicationSet), e.ObjectNew.(*flotillav1.ApplicationSet)
+	if a.Status.ObservedGeneration != b.Status.ObservedGeneration {
+		return true
+	}
+	for _, t := range []string{flotillav1.ConditionParametersGenerated, flotillav1.ConditionResourcesUpToDate} {
+		x, y := kube.Part(a.Status.Conditions, t), kube.Part(b.Status.Conditions, t)
+		if x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
+			return true
+		}
+	}
+	return false
+}}
 
 // sameSetStatus reports whether the set's status already says agg.
 func sameSetStatus(set *flotillav1.ApplicationSet, agg SetStatus) bool {
