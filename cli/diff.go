@@ -9,11 +9,12 @@ import (
 
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/hub/applicationset"
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/git"
 )
@@ -76,81 +77,72 @@ func (o *diffOptions) run(ctx context.Context, s Streams) error {
 	if err != nil {
 		return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
 	}
-	live := &flotillav1.ApplicationList{}
-	if err := hub.client.List(ctx, live, client.InNamespace(set.Namespace), client.MatchingLabels{flotillav1.LabelApplicationSet: set.Name}); err != nil {
-		return fmt.Errorf("list the hub's Applications of %s/%s: %w", set.Namespace, set.Name, err)
+	existing, err := ownedOnHub(ctx, hub.client, set)
+	if err != nil {
+		return err
 	}
-	changes, err := planDiff(set, desired, live.Items)
+	changes, err := planDiff(set, desired, existing)
 	if err != nil {
 		return err
 	}
 	return printDiff(s.Out, set, changes)
 }
 
-// planDiff compares desired Applications with the live ones the way the
-// hub's controller would write them.
-func planDiff(set *flotillav1.ApplicationSet, desired []*flotillav1.Application, live []flotillav1.Application) ([]Change, error) {
-	policy := flotillav1.ApplicationsSyncSync
-	if set.Spec.SyncPolicy != nil && set.Spec.SyncPolicy.ApplicationsSync != "" {
-		policy = set.Spec.SyncPolicy.ApplicationsSync
+// ownedOnHub returns the hub Applications the live set of the same name
+// owns, as the controller sees them (none when the set is new).
+func ownedOnHub(ctx context.Context, c client.Client, set *flotillav1.ApplicationSet) (map[string]*flotillav1.Application, error) {
+	live := &flotillav1.ApplicationSet{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: set.Namespace, Name: set.Name}, live); apierrors.IsNotFound(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read ApplicationSet %s/%s on the hub: %w", set.Namespace, set.Name, err)
 	}
-	mayUpdate := policy == flotillav1.ApplicationsSyncSync || policy == flotillav1.ApplicationsSyncCreateUpdate
-	mayDelete := policy == flotillav1.ApplicationsSyncSync || policy == flotillav1.ApplicationsSyncCreateDelete
-	byName := map[string]*flotillav1.Application{}
-	for i := range live {
-		byName[live[i].Name] = &live[i]
+	var list flotillav1.ApplicationList
+	if err := c.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingLabels{flotillav1.LabelApplicationSet: set.Name}); err != nil {
+		return nil, fmt.Errorf("list the hub's Applications of %s/%s: %w", set.Namespace, set.Name, err)
 	}
+	return applicationset.Owned(live, list.Items), nil
+}
+
+// planDiff prints the hub controller's own write plan (applicationset.PlanWrites).
+func planDiff(set *flotillav1.ApplicationSet, desired []*flotillav1.Application, existing map[string]*flotillav1.Application) ([]Change, error) {
+	p := applicationset.PlanWrites(set, desired, existing)
 	var changes []Change
-	for _, d := range desired {
-		cur, ok := byName[d.Name]
-		if !ok {
-			text, err := specYAML(d)
+	for _, d := range p.Create {
+		text, err := specYAML(d)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, Change{Op: "create", Name: d.Name, Diff: indentLines(text, "+ ")})
+	}
+	for op, apps := range map[string][]*flotillav1.Application{"update": p.Update, "keep": p.HeldUpdates} {
+		for _, d := range apps {
+			diff, err := specDiff(existing[d.Name], d)
 			if err != nil {
 				return nil, err
 			}
-			changes = append(changes, Change{Op: "create", Name: d.Name, Diff: indentLines(text, "+ ")})
-			continue
+			changes = append(changes, Change{Op: op, Name: d.Name, Diff: diff})
 		}
-		delete(byName, d.Name)
-		if sameApplication(d, cur) {
-			continue
-		}
-		op := "update"
-		if !mayUpdate {
-			op = "keep"
-		}
-		a, err := specYAML(cur)
-		if err != nil {
-			return nil, err
-		}
-		b, err := specYAML(d)
-		if err != nil {
-			return nil, err
-		}
-		diff, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(a), B: difflib.SplitLines(b), FromFile: "live", ToFile: "desired", Context: 2})
-		changes = append(changes, Change{Op: op, Name: d.Name, Diff: diff})
 	}
-	for name := range byName {
-		op := "delete"
-		if !mayDelete {
-			op = "keep"
+	for op, apps := range map[string][]*flotillav1.Application{"delete": p.Delete, "keep": p.HeldDeletes} {
+		for _, a := range apps {
+			changes = append(changes, Change{Op: op, Name: a.Name})
 		}
-		changes = append(changes, Change{Op: op, Name: name})
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Name < changes[j].Name })
 	return changes, nil
 }
 
-func sameApplication(desired, live *flotillav1.Application) bool {
-	if !equality.Semantic.DeepEqual(desired.Spec, live.Spec) {
-		return false
+func specDiff(live, desired *flotillav1.Application) (string, error) {
+	a, err := specYAML(live)
+	if err != nil {
+		return "", err
 	}
-	for k, v := range desired.Labels {
-		if live.Labels[k] != v {
-			return false
-		}
+	b, err := specYAML(desired)
+	if err != nil {
+		return "", err
 	}
-	return true
+	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(a), B: difflib.SplitLines(b), FromFile: "live", ToFile: "desired", Context: 2})
 }
 
 // specYAML is what the diff shows: labels, annotations and spec.

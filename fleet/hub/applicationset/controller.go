@@ -152,8 +152,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	plan := planWrites(set, desired, existing)
-	if len(plan.create) > 0 && r.APIReader != nil {
+	plan := PlanWrites(set, desired, existing)
+	if len(plan.Create) > 0 && r.APIReader != nil {
 		live := &flotillav1.ApplicationSet{}
 		if err := r.APIReader.Get(ctx, req.NamespacedName, live); apierrors.IsNotFound(err) || (err == nil && (!live.DeletionTimestamp.IsZero() || live.UID != set.UID)) {
 			return ctrl.Result{}, nil // being deleted: create nothing
@@ -166,12 +166,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	genCond := metav1.Condition{Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonGenerated,
 		Message: fmt.Sprintf("%d parameter sets", len(desired))}
 	upCond := metav1.Condition{Type: flotillav1.ConditionResourcesUpToDate, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonUpToDate,
-		Message: plan.summary()}
+		Message: plan.Summary()}
 	if writeErr != nil {
 		upCond.Status, upCond.Reason, upCond.Message = metav1.ConditionFalse, flotillav1.ReasonWriteFailed, writeErr.Error()
 		r.event(set, corev1.EventTypeWarning, flotillav1.ReasonWriteFailed, writeErr.Error())
-	} else if plan.changes() > 0 {
-		r.event(set, corev1.EventTypeNormal, flotillav1.ReasonUpdated, plan.summary())
+	} else if plan.Changes() > 0 {
+		r.event(set, corev1.EventTypeNormal, flotillav1.ReasonUpdated, plan.Summary())
 	}
 	if err := r.applyConditions(ctx, set, writeErr == nil, genCond, upCond); err != nil {
 		return ctrl.Result{}, err
@@ -190,82 +190,11 @@ func (r *Reconciler) owned(ctx context.Context, set *flotillav1.ApplicationSet) 
 	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace), client.MatchingLabels{flotillav1.LabelApplicationSet: set.Name}); err != nil {
 		return nil, fmt.Errorf("list Applications of %s: %w", set.Name, err)
 	}
-	out := make(map[string]*flotillav1.Application, len(list.Items))
-	for i := range list.Items {
-		app := &list.Items[i]
-		if metav1.IsControlledBy(app, set) {
-			out[app.Name] = app
-		}
-	}
-	return out, nil
-}
-
-// plan is the writes one reconcile makes.
-type plan struct {
-	create, update []*flotillav1.Application
-	delete         []*flotillav1.Application
-	skippedUpdates int
-	kept           int
-}
-
-func (p *plan) changes() int { return len(p.create) + len(p.update) + len(p.delete) }
-
-func (p *plan) summary() string {
-	s := fmt.Sprintf("%d created, %d updated, %d deleted, %d unchanged", len(p.create), len(p.update), len(p.delete), p.kept)
-	if p.skippedUpdates > 0 {
-		s += fmt.Sprintf("; %d out of date but not updated (applicationsSync forbids updates)", p.skippedUpdates)
-	}
-	return s
-}
-
-func planWrites(set *flotillav1.ApplicationSet, desired []*flotillav1.Application, existing map[string]*flotillav1.Application) *plan {
-	policy := flotillav1.ApplicationsSyncSync
-	if set.Spec.SyncPolicy != nil && set.Spec.SyncPolicy.ApplicationsSync != "" {
-		policy = set.Spec.SyncPolicy.ApplicationsSync
-	}
-	canUpdate := policy == flotillav1.ApplicationsSyncSync || policy == flotillav1.ApplicationsSyncCreateUpdate
-	canDelete := policy == flotillav1.ApplicationsSyncSync || policy == flotillav1.ApplicationsSyncCreateDelete
-	p := &plan{}
-	want := make(map[string]bool, len(desired))
-	for _, d := range desired {
-		want[d.Name] = true
-		cur, ok := existing[d.Name]
-		switch {
-		case !ok:
-			p.create = append(p.create, d)
-		case upToDate(d, cur):
-			p.kept++
-		case canUpdate:
-			p.update = append(p.update, d)
-		default:
-			p.skippedUpdates++
-			p.kept++
-		}
-	}
-	names := make([]string, 0, len(existing))
-	for name := range existing {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if !want[name] {
-			if canDelete {
-				p.delete = append(p.delete, existing[name])
-			} else {
-				p.kept++
-			}
-		}
-	}
-	return p
-}
-
-// upToDate compares what the hub owns: spec, and labels/annotations it sets.
-func upToDate(desired, cur *flotillav1.Application) bool {
-	return kube.Converged(desired.Spec, cur.Spec, desired, cur)
+	return Owned(set, list.Items), nil
 }
 
 // write runs the plan with bounded parallelism and reports every failure.
-func (r *Reconciler) write(ctx context.Context, p *plan) error {
+func (r *Reconciler) write(ctx context.Context, p *Plan) error {
 	type op struct {
 		app    *flotillav1.Application
 		delete bool
@@ -291,17 +220,17 @@ func (r *Reconciler) write(ctx context.Context, p *plan) error {
 			}
 		})
 	}
-	for _, a := range p.create {
+	for _, a := range p.Create {
 		// Created with delivery's finalizer: one hub write less per new
 		// Application (delivery would otherwise patch it in).
 		a = a.DeepCopy()
 		controllerutil.AddFinalizer(a, flotillav1.FinalizerDelivery)
 		ops <- op{app: a}
 	}
-	for _, a := range p.update {
+	for _, a := range p.Update {
 		ops <- op{app: a}
 	}
-	for _, a := range p.delete {
+	for _, a := range p.Delete {
 		ops <- op{app: a, delete: true}
 	}
 	close(ops)

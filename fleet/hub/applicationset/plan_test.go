@@ -46,12 +46,12 @@ func TestPlanWrites(t *testing.T) {
 			if tc.policy != "" {
 				set.Spec.SyncPolicy = &flotillav1.ApplicationSetSyncPolicy{ApplicationsSync: tc.policy}
 			}
-			p := planWrites(set, desired, existing)
-			assert.Equal(t, tc.create, names(p.create), "create")
-			assert.Equal(t, tc.update, names(p.update), "update")
-			assert.Equal(t, tc.del, names(p.delete), "delete")
-			assert.Equal(t, tc.kept, p.kept, "kept")
-			assert.Equal(t, tc.skippedUpdates, p.skippedUpdates, "skipped updates")
+			p := PlanWrites(set, desired, existing)
+			assert.Equal(t, tc.create, names(p.Create), "create")
+			assert.Equal(t, tc.update, names(p.Update), "update")
+			assert.Equal(t, tc.del, names(p.Delete), "delete")
+			assert.Equal(t, tc.kept, p.Kept(), "kept")
+			assert.Equal(t, tc.skippedUpdates, len(p.HeldUpdates), "skipped updates")
 		})
 	}
 }
