@@ -5,11 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/agent/applied"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // LabelValue is a label-safe form of an Application name.
@@ -30,39 +31,9 @@ func LabelValue(app string) string {
 	return app[:50] + "-" + hex.EncodeToString(sum[:6])
 }
 
-// Ref identifies an applied object.
-type Ref struct {
-	Group     string `json:"group,omitempty"`
-	Version   string `json:"version"`
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-	UID       string `json:"uid,omitempty"`
-}
-
-// Key identifies the object regardless of version and UID.
-func (r Ref) Key() string { return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name }
-
-func (r Ref) String() string {
-	if r.Namespace == "" {
-		return r.Kind + " " + r.Name
-	}
-	return r.Kind + " " + r.Namespace + "/" + r.Name
-}
-
-// GVK of the object.
-func (r Ref) GVK() schema.GroupVersionKind {
-	return schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
-}
-
-func refOf(u *unstructured.Unstructured) Ref {
-	gvk := u.GroupVersionKind()
-	return Ref{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName(), UID: string(u.GetUID())}
-}
-
 // Result is what happened to one object.
 type Result struct {
-	Ref  Ref
+	Ref  applied.Ref
 	Live *unstructured.Unstructured // the object after apply, nil on error
 	Err  error
 }
@@ -182,7 +153,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 }
 
 func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, prepErr error) Result {
-	ref := refOf(o)
+	ref := applied.RefOf(o)
 	if prepErr != nil {
 		return Result{Ref: ref, Err: prepErr}
 	}
@@ -237,58 +208,58 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	return false
 }
 
-// Drift dry-runs the apply of each object and reports those whose live
-// state differs from what Git says, with the field manager that last
-// changed them.
-func (a *Applier) Drift(ctx context.Context, objs []*unstructured.Unstructured) (map[string]string, error) {
-	drifted := map[string]string{}
-	for _, o := range objs {
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(o.GroupVersionKind())
-		err := a.Client.Get(ctx, client.ObjectKeyFromObject(o), live)
-		if apierrors.IsNotFound(err) {
-			drifted[refOf(o).Key()] = "(deleted)"
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		dry := o.DeepCopy()
-		if err := a.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership, client.DryRunAll); err != nil {
-			continue // reported by the next apply
-		}
-		if !equality.Semantic.DeepEqual(comparable(dry), comparable(live)) {
-			drifted[refOf(o).Key()] = lastOtherManager(live)
+// applyObjects applies this sync's objects when checkDrift decided so;
+// otherwise it reads them as they are. Either way the agent then watches
+// their kinds.
+func (r *Reconciler) applyObjects(ctx context.Context, s *syncState) (bool, error) {
+	if !s.apply {
+		s.results = r.observe(ctx, s)
+		r.watcher.ensure(ctx, s.results)
+		return false, nil
+	}
+	if s.hasOption("CreateNamespace=true") && s.app.Spec.Destination.Namespace != "" {
+		if err := r.ensureNamespace(ctx, s.app.Spec.Destination.Namespace); err != nil {
+			return false, err
 		}
 	}
-	return drifted, nil
-}
-
-func comparable(u *unstructured.Unstructured) map[string]any {
-	c := u.DeepCopy().Object
-	unstructured.RemoveNestedField(c, "metadata", "managedFields")
-	unstructured.RemoveNestedField(c, "metadata", "resourceVersion")
-	unstructured.RemoveNestedField(c, "metadata", "generation")
-	unstructured.RemoveNestedField(c, "status")
-	return c
-}
-
-// lastOtherManager names who last changed the object's non-status fields,
-// other than the agent.
-func lastOtherManager(u *unstructured.Unstructured) string {
-	entries := u.GetManagedFields()
-	sort.SliceStable(entries, func(i, j int) bool { return timeOf(entries[i]).After(timeOf(entries[j])) })
-	for _, e := range entries {
-		if e.Subresource != "status" && e.Manager != flotillav1.FieldManagerAgent {
-			return e.Manager
+	s.results = r.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS)
+	s.out.applied = true
+	m := s.memo
+	m.applied, m.appliedAt, m.errs, m.driftAt, m.drifted = true, time.Now(), map[string]error{}, time.Now(), nil
+	for _, res := range s.results {
+		if res.Err != nil {
+			m.errs[res.Ref.Key()] = res.Err
 		}
 	}
-	return "unknown"
+	r.watcher.ensure(ctx, s.results)
+	return false, nil
 }
 
-func timeOf(e metav1.ManagedFieldsEntry) time.Time {
-	if e.Time == nil {
-		return time.Time{}
+// observe reads this sync's objects without applying them; an object the
+// last apply could not write keeps that apply's error until it exists.
+func (r *Reconciler) observe(ctx context.Context, s *syncState) []Result {
+	results := make([]Result, 0, len(s.objs))
+	for _, o := range s.objs {
+		res := Result{Ref: applied.RefOf(o), Err: s.prepErrs[o]}
+		if res.Err == nil {
+			live := &unstructured.Unstructured{}
+			live.SetGroupVersionKind(o.GroupVersionKind())
+			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), live); err == nil {
+				res.Live = live
+				res.Ref.UID = string(live.GetUID())
+			} else if prevErr := s.memo.errs[res.Ref.Key()]; prevErr != nil {
+				res.Err = prevErr
+			}
+		}
+		results = append(results, res)
 	}
-	return e.Time.Time
+	return results
+}
+
+func (r *Reconciler) ensureNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := kube.Apply(ctx, r.Client, ns, flotillav1.FieldManagerAgent); err != nil {
+		return fmt.Errorf("create namespace %s (CreateNamespace=true): %w", name, err)
+	}
+	return nil
 }

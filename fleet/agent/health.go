@@ -1,13 +1,18 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // Health assesses one live object with kstatus semantics (Deployments,
@@ -78,4 +83,67 @@ func Worst(resources []flotillav1.ResourceStatus) flotillav1.HealthStatus {
 		msg = msg[:1000]
 	}
 	return flotillav1.HealthStatus{Status: w.Health, Message: msg}
+}
+
+// assess turns the sync's results into per-object status and health and
+// the Synced condition.
+func (r *Reconciler) assess(_ context.Context, s *syncState) (bool, error) {
+	var failed []string
+	for _, res := range s.results {
+		rs := resourceStatus(res)
+		if res.Err != nil {
+			failed = append(failed, res.Ref.String()+": "+res.Err.Error())
+		}
+		if m, ok := s.drifted[res.Ref.Key()]; ok && !s.apply {
+			rs.Sync, rs.Message = flotillav1.SyncStatusOutOfSync, "drifted from Git (changed by "+m+")"
+		}
+		if rs.Sync != flotillav1.SyncStatusSynced {
+			s.out.syncStatus = flotillav1.SyncStatusOutOfSync
+		}
+		s.out.resources = append(s.out.resources, rs)
+	}
+	s.out.count = len(s.out.resources)
+	switch {
+	case len(failed) > 0:
+		s.out.syncErr = fmt.Sprintf("%d of %d objects were not applied: %s", len(failed), len(s.results), kube.Truncate(strings.Join(failed, "; "), 3000))
+		s.out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonApplyFailed, Message: s.out.syncErr}
+	case s.out.syncStatus == flotillav1.SyncStatusOutOfSync:
+		s.out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonOutOfSync,
+			Message: outOfSyncMessage(s.auto, s.selfHeal, s.prunes, len(s.gone), len(s.drifted))}
+	default:
+		s.out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonSynced,
+			Message: fmt.Sprintf("%d objects at %s", len(s.results), git.ShortSHA(s.memo.revision))}
+	}
+	s.out.corrected = max(s.memo.corrected, s.app.Status.DriftCorrections)
+	return false, nil
+}
+
+// resourceStatus is one object's line in status.resources.
+func resourceStatus(res Result) flotillav1.ResourceStatus {
+	rs := flotillav1.ResourceStatus{Group: res.Ref.Group, Version: res.Ref.Version, Kind: res.Ref.Kind, Namespace: res.Ref.Namespace, Name: res.Ref.Name,
+		Sync: flotillav1.SyncStatusSynced}
+	switch {
+	case res.Err != nil:
+		rs.Health, rs.Sync, rs.Message = flotillav1.HealthDegraded, flotillav1.SyncStatusOutOfSync, kube.Truncate(res.Err.Error(), 1000)
+	case res.Live == nil:
+		rs.Health, rs.Sync, rs.Message = flotillav1.HealthMissing, flotillav1.SyncStatusOutOfSync, "not found"
+	default:
+		rs.Health, rs.Message = Health(res.Live)
+		rs.Message = kube.Truncate(rs.Message, 1000)
+	}
+	return rs
+}
+
+func outOfSyncMessage(auto, selfHeal, prune bool, gone, drifted int) string {
+	var parts []string
+	if gone > 0 && !prune {
+		parts = append(parts, fmt.Sprintf("%d objects left Git but prune is off", gone))
+	}
+	if drifted > 0 && !selfHeal {
+		parts = append(parts, fmt.Sprintf("%d objects drifted and selfHeal is off", drifted))
+	}
+	if !auto {
+		parts = append(parts, "automated sync is off: annotate the Application with flotilla.dev/refresh to sync")
+	}
+	return strings.Join(parts, "; ")
 }

@@ -1,0 +1,142 @@
+// Package agent is the spoke side of Flotilla: it syncs the Applications
+// in its namespace. Each reconcile runs phases over one syncState:
+// source (fetch Git, render) → prepare (record, objects) → drift check →
+// apply → prune → assess health → report status. The record of applied
+// objects and the prune decision are in the applied package.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/git"
+)
+
+// MaxResources bounds status.resources.
+const MaxResources = 200
+
+// Reconciler syncs the Applications in one namespace.
+type Reconciler struct {
+	Client    client.Client
+	Git       *git.Cache
+	Recorder  events.EventRecorder
+	Namespace string
+	Render    RenderOptions
+	// SyncInterval between Git re-checks (default 3m).
+	SyncInterval time.Duration
+	// HealthInterval between re-checks while something is Progressing (default 5s).
+	HealthInterval time.Duration
+	// WatchNamespaces limits applied-object watches; empty means cluster-wide.
+	WatchNamespaces []string
+
+	applier *Applier
+	record  appliedRecord
+	watcher *watcher
+
+	mu    sync.Mutex
+	memos map[types.NamespacedName]*memo
+	dirty sync.Map // NamespacedName → true: an applied object changed or vanished
+}
+
+// SetupWithManager registers the controller and the applied-object watches.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.SyncInterval == 0 {
+		r.SyncInterval = 3 * time.Minute
+	}
+	if r.HealthInterval == 0 {
+		r.HealthInterval = 5 * time.Second
+	}
+	r.applier = &Applier{Client: r.Client}
+	r.record = appliedRecord{Client: r.Client}
+	r.memos = map[types.NamespacedName]*memo{}
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		Named("agent").
+		For(&flotillav1.Application{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.watcher, err = newWatcher(mgr, c, r.Namespace, r.WatchNamespaces, func(key types.NamespacedName) { r.dirty.Store(key, true) })
+	return err
+}
+
+// Reconcile makes the cluster match one Application.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
+	defer func() { syncDuration.Observe(time.Since(start).Seconds()) }()
+	app := &flotillav1.Application{}
+	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.mu.Lock()
+			delete(r.memos, req.NamespacedName)
+			r.mu.Unlock()
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !app.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, app)
+	}
+	if !controllerutil.ContainsFinalizer(app, flotillav1.FinalizerResources) {
+		patch := client.MergeFrom(app.DeepCopy())
+		controllerutil.AddFinalizer(app, flotillav1.FinalizerResources)
+		if err := r.Client.Patch(ctx, app, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return r.sync(ctx, app)
+}
+
+// phase is one step of a sync. done ends the sync early: what the state's
+// outcome says so far is reported.
+type phase func(ctx context.Context, s *syncState) (done bool, err error)
+
+// sync runs the phases, then reports.
+func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application) (ctrl.Result, error) {
+	s := newSyncState(app)
+	for _, p := range []phase{r.fetchSource, r.renderSource, r.prepare, r.checkDrift, r.applyObjects, r.prune, r.assess, r.ackRefresh} {
+		done, err := p(ctx, s)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if done {
+			break
+		}
+	}
+	return r.report(ctx, app, s.out)
+}
+
+// finalize deletes what the Application applied (unless it preserves its
+// resources), then its record, then releases the finalizer.
+func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application) error {
+	if !controllerutil.ContainsFinalizer(app, flotillav1.FinalizerResources) {
+		return nil
+	}
+	preserve := app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.PreserveResourcesOnDeletion
+	if !preserve {
+		refs, err := r.record.Load(ctx, app)
+		if err != nil {
+			return err
+		}
+		if _, kept, err := deleteApplied(ctx, r.Client, refs); err != nil || len(kept) > 0 {
+			return fmt.Errorf("delete the Application's objects (%d left): %w", len(kept), err)
+		}
+	}
+	if err := r.record.Delete(ctx, app); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(app.DeepCopy())
+	controllerutil.RemoveFinalizer(app, flotillav1.FinalizerResources)
+	return client.IgnoreNotFound(r.Client.Patch(ctx, app, patch))
+}

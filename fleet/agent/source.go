@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/git"
+)
+
+// fetchSource reads the Application's commit from Git when the spec, the
+// sync interval or a refresh asks for it. The memo's render stands while
+// the generation and commit are unchanged.
+func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error) {
+	r.mu.Lock()
+	m := r.memos[s.key]
+	r.mu.Unlock()
+	current := m != nil && m.generation == s.app.Generation
+	if current && !s.refresh && time.Since(m.checkedAt) < r.SyncInterval {
+		s.memo = m
+		return false, nil
+	}
+	snap, err := r.Git.Snapshot(ctx, s.app.Spec.Source.RepoURL, s.app.Spec.Source.TargetRevision)
+	if err != nil {
+		s.out = notSynced(flotillav1.ReasonFetchFailed, err, "", 30*time.Second)
+		return true, nil
+	}
+	if current && m.revision == snap.Revision {
+		m.checkedAt = time.Now()
+		s.memo = m
+		return false, nil
+	}
+	s.snap = snap
+	return false, nil
+}
+
+// renderSource renders a freshly fetched commit and remembers it.
+func (r *Reconciler) renderSource(_ context.Context, s *syncState) (bool, error) {
+	if s.snap == nil {
+		return false, nil
+	}
+	objs, err := Render(s.snap, s.app.Spec.Source, r.Render)
+	if err != nil {
+		s.out = notSynced(flotillav1.ReasonRenderFailed, err, s.snap.Revision, r.SyncInterval)
+		return true, nil
+	}
+	s.memo = &memo{generation: s.app.Generation, revision: s.snap.Revision, commitTime: s.snap.CommitTime, checkedAt: time.Now(), objects: objs}
+	r.mu.Lock()
+	r.memos[s.key] = s.memo
+	r.mu.Unlock()
+	return false, nil
+}
+
+// prepare loads the record of the last sync and readies this sync's
+// objects (namespaces, Application label). A render of nothing never
+// prunes everything the Application applied.
+func (r *Reconciler) prepare(ctx context.Context, s *syncState) (bool, error) {
+	m := s.memo
+	s.out = &outcome{revision: m.revision, commitTime: m.commitTime, syncStatus: flotillav1.SyncStatusSynced}
+	prev, err := r.record.Load(ctx, s.app)
+	if err != nil {
+		return false, err
+	}
+	s.prev = prev
+	s.objs = make([]*unstructured.Unstructured, len(m.objects))
+	for i, o := range m.objects {
+		s.objs[i] = o.DeepCopy()
+	}
+	if len(s.objs) == 0 && len(prev) > 0 {
+		s.out.syncStatus = flotillav1.SyncStatusOutOfSync
+		s.out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonEmptyRender,
+			Message: fmt.Sprintf("%s renders no objects at %s: refusing to prune all %d applied objects; if you mean it, delete the Application",
+				s.app.Spec.Source.Path, git.ShortSHA(m.revision), len(prev))}
+		s.out.syncErr = s.out.synced.Message
+		s.out.corrected = max(m.corrected, s.app.Status.DriftCorrections)
+		return true, nil
+	}
+	s.prepErrs = r.applier.Prepare(s.objs, s.app.Name, s.defaultNS)
+	return false, nil
+}
