@@ -158,6 +158,46 @@ func validateLabel(k, v string) error {
 	return nil
 }
 
+// registerOnHub stores the spoke's kubeconfig Secret and the MemberCluster.
+func (o *registerOptions) registerOnHub(ctx context.Context, s Streams, hub *conn, name string, labels map[string]string, kubeconfig []byte) error {
+	fmt.Fprintf(s.ErrOut, "On the hub: storing the kubeconfig and creating MemberCluster %s\n", name)
+	secretName := "cluster-" + name + "-kubeconfig"
+	secret := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: flotillav1.SystemNamespace, Labels: map[string]string{flotillav1.LabelCluster: name, "app.kubernetes.io/managed-by": "flotilla"}},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{kubeconfigKey: kubeconfig},
+	}
+	if err := kube.Apply(ctx, hub.client, secret, flotillav1.FieldManagerCLI); err != nil {
+		return fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", flotillav1.SystemNamespace, secretName, err)
+	}
+	fmt.Fprintf(s.ErrOut, "  applied Secret %s/%s\n", flotillav1.SystemNamespace, secretName)
+	mc := &flotillav1.MemberCluster{
+		TypeMeta:   metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "MemberCluster"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: secretName, Key: kubeconfigKey},
+			AgentNamespace: o.agentNamespace},
+	}
+	if err := kube.Apply(ctx, hub.client, mc, flotillav1.FieldManagerCLI); err != nil {
+		return fmt.Errorf("apply MemberCluster %s on the hub: %w", name, err)
+	}
+	fmt.Fprintf(s.ErrOut, "  applied MemberCluster %s\n", name)
+	return nil
+}
+
+func (o *registerOptions) printNext(s Streams, name, spokeContext string) {
+	fmt.Fprintf(s.Out, "Cluster %s is registered.\n", name)
+	if o.agentMode == agentModeLocal {
+		fmt.Fprintf(s.Out, "\nStart its agent (local mode):\n  flotilla-agent --kubeconfig %s --context %s --namespace %s\n", o.spoke.source(), spokeContext, o.agentNamespace)
+	}
+	fmt.Fprintf(s.Out, `
+Next:
+  flotilla cluster list                      # READY and AGENT columns
+  flotilla cluster label %s env=prod    # clusters generators select on labels
+  flotilla status                            # every ApplicationSet's rollout
+`, name)
+}
+
 func (o *registerOptions) run(ctx context.Context, s Streams, name string) error {
 	// Everything that can be checked is checked before anything is written.
 	if err := validateClusterName(name); err != nil {
@@ -213,28 +253,9 @@ func (o *registerOptions) run(ctx context.Context, s Streams, name string) error
 	}
 	fmt.Fprintf(s.ErrOut, "  issued a token for ServiceAccount %s/flotilla-hub (valid %s)\n", o.agentNamespace, o.tokenTTL)
 
-	fmt.Fprintf(s.ErrOut, "On the hub: storing the kubeconfig and creating MemberCluster %s\n", name)
-	secretName := "cluster-" + name + "-kubeconfig"
-	secret := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: flotillav1.SystemNamespace, Labels: map[string]string{flotillav1.LabelCluster: name, "app.kubernetes.io/managed-by": "flotilla"}},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{kubeconfigKey: kubeconfig},
+	if err := o.registerOnHub(ctx, s, hub, name, labels, kubeconfig); err != nil {
+		return err
 	}
-	if err := kube.Apply(ctx, hub.client, secret, flotillav1.FieldManagerCLI); err != nil {
-		return fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", flotillav1.SystemNamespace, secretName, err)
-	}
-	fmt.Fprintf(s.ErrOut, "  applied Secret %s/%s\n", flotillav1.SystemNamespace, secretName)
-	mc := &flotillav1.MemberCluster{
-		TypeMeta:   metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "MemberCluster"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: secretName, Key: kubeconfigKey},
-			AgentNamespace: o.agentNamespace},
-	}
-	if err := kube.Apply(ctx, hub.client, mc, flotillav1.FieldManagerCLI); err != nil {
-		return fmt.Errorf("apply MemberCluster %s on the hub: %w", name, err)
-	}
-	fmt.Fprintf(s.ErrOut, "  applied MemberCluster %s\n", name)
 	// The hub holds the new token: revoke the old ones.
 	for i := range oldTokens {
 		if err := client.IgnoreNotFound(spoke.client.Delete(ctx, &oldTokens[i])); err != nil {
@@ -247,16 +268,7 @@ func (o *registerOptions) run(ctx context.Context, s Streams, name string) error
 			return err
 		}
 	}
-	fmt.Fprintf(s.Out, "Cluster %s is registered.\n", name)
-	if o.agentMode == agentModeLocal {
-		fmt.Fprintf(s.Out, "\nStart its agent (local mode):\n  flotilla-agent --kubeconfig %s --context %s --namespace %s\n", o.spoke.source(), spoke.context, o.agentNamespace)
-	}
-	fmt.Fprintf(s.Out, `
-Next:
-  flotilla cluster list                      # READY and AGENT columns
-  flotilla cluster label %s env=prod    # clusters generators select on labels
-  flotilla status                            # every ApplicationSet's rollout
-`, name)
+	o.printNext(s, name, spoke.context)
 	return nil
 }
 

@@ -58,10 +58,6 @@ func (g *Git) Generate(ctx context.Context, spec *Spec, _ Params) ([]Params, err
 		return nil, errors.New("a git generator needs exactly one of directories or files")
 	}
 	// Validate globs before touching the network.
-	type dirGlob struct {
-		g       *glob
-		exclude bool
-	}
 	var dirGlobs []dirGlob
 	for i, d := range gs.Directories {
 		gl, err := compileGlob(d.Path)
@@ -78,48 +74,63 @@ func (g *Git) Generate(ctx context.Context, spec *Spec, _ Params) ([]Params, err
 		}
 		fileGlobs = append(fileGlobs, gl)
 	}
-
 	tree, err := g.Source.Tree(ctx, gs.RepoURL, gs.Revision)
 	if err != nil {
 		return nil, err
 	}
-
 	if len(dirGlobs) > 0 {
-		var out []Params
-		match := func(p string) bool {
-			included := false
-			for _, dg := range dirGlobs {
-				if dg.g.match(p) {
-					if dg.exclude {
-						return false
-					}
-					included = true
-				}
-			}
-			return included
-		}
-		for _, d := range tree.Dirs() {
-			if match(d) {
-				out = append(out, Params{"path": pathParams(d)})
-			}
-		}
-		// A symlink a glob matches counts as a directory only when it points
-		// at one inside the repository; one that leaves it is an error.
-		for _, f := range tree.Files() {
-			if !tree.IsSymlink(f) || !match(f) {
-				continue
-			}
-			_, kind, err := tree.Resolve(f)
-			if err != nil {
-				return nil, fmt.Errorf("directory %s: %w", f, err)
-			}
-			if kind == git.KindDir {
-				out = append(out, Params{"path": pathParams(f)})
-			}
-		}
-		return out, nil
+		return directoryParams(tree, dirGlobs)
 	}
+	return fileParams(tree, fileGlobs)
+}
 
+// dirGlob is one directories[] entry.
+type dirGlob struct {
+	g       *glob
+	exclude bool
+}
+
+// directoryParams yields path.* for every directory the globs include and
+// no exclude matches.
+func directoryParams(tree GitTree, dirGlobs []dirGlob) ([]Params, error) {
+	var out []Params
+	match := func(p string) bool {
+		included := false
+		for _, dg := range dirGlobs {
+			if dg.g.match(p) {
+				if dg.exclude {
+					return false
+				}
+				included = true
+			}
+		}
+		return included
+	}
+	for _, d := range tree.Dirs() {
+		if match(d) {
+			out = append(out, Params{"path": pathParams(d)})
+		}
+	}
+	// A symlink a glob matches counts as a directory only when it points
+	// at one inside the repository; one that leaves it is an error.
+	for _, f := range tree.Files() {
+		if !tree.IsSymlink(f) || !match(f) {
+			continue
+		}
+		_, kind, err := tree.Resolve(f)
+		if err != nil {
+			return nil, fmt.Errorf("directory %s: %w", f, err)
+		}
+		if kind == git.KindDir {
+			out = append(out, Params{"path": pathParams(f)})
+		}
+	}
+	return out, nil
+}
+
+// fileParams yields each matched file's parameter sets, plus path.* of its
+// directory and path.filename(Normalized).
+func fileParams(tree GitTree, fileGlobs []*glob) ([]Params, error) {
 	var out []Params
 	for _, f := range tree.Files() {
 		matched := false

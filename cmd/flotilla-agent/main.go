@@ -3,29 +3,34 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 	"github.com/flotilla-dev/flotilla/internal/version"
 )
 
-func main() {
-	var (
-		o                      agent.Options
-		metricsAddr, probeAddr string
-		leaderElect            bool
-		pprofAddr              string
-	)
+// flags are the agent's command line.
+type flags struct {
+	agent.Options
+	metricsAddr, probeAddr, pprofAddr string
+	leaderElect                       bool
+	zap                               zap.Options
+}
+
+func parseFlags() *flags {
+	f := &flags{}
+	o := &f.Options
 	flag.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", flotillav1.SystemNamespace), "namespace whose Applications this agent syncs")
 	flag.StringVar(&o.Identity, "identity", envOr("POD_NAME", "flotilla-agent"), "holder identity written to the heartbeat Lease")
 	flag.StringVar(&o.GitCacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "flotilla-agent-git"), "directory caching Git repositories")
@@ -37,67 +42,63 @@ func main() {
 	flag.DurationVar(&o.SyncInterval, "sync-interval", 3*time.Minute, "how often to re-check Git for new commits")
 	flag.DurationVar(&o.HealthInterval, "health-interval", 5*time.Second, "re-check interval while something is Progressing")
 	flag.DurationVar(&o.HeartbeatEvery, "heartbeat-interval", 10*time.Second, "how often to renew the heartbeat Lease")
-	var watchNamespaces string
-	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces the agent may deploy to (its RBAC scope); empty means the whole cluster")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "run with leader election, for more than one replica (one applies, the others stand by)")
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints ('0': off)")
-	zopts := zap.Options{}
-	zopts.BindFlags(flag.CommandLine)
+	flag.Func("watch-namespaces", "comma-separated namespaces the agent may deploy to (its RBAC scope); empty means the whole cluster", func(v string) error {
+		o.WatchNamespaces = nil
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				o.WatchNamespaces = append(o.WatchNamespaces, ns)
+			}
+		}
+		return nil
+	})
+	flag.BoolVar(&f.leaderElect, "leader-elect", false, "run with leader election, for more than one replica (one applies, the others stand by)")
+	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
+	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&f.pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints ('0': off)")
+	f.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
 	o.Version = version.Version
-	for _, ns := range strings.Split(watchNamespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			o.WatchNamespaces = append(o.WatchNamespaces, ns)
-		}
-	}
+	return f
+}
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+func main() {
+	f := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 	log := ctrl.Log.WithName("flotilla-agent")
-	log.Info("Starting", "version", version.Version, "namespace", o.Namespace)
-	if o.Render.AllowRemoteBases {
+	log.Info("Starting", "version", version.Version, "namespace", f.Namespace)
+	if f.Render.AllowRemoteBases {
 		log.Info("Remote kustomize bases are allowed; they are fetched by kustomize, outside the repository's sandbox")
 	}
+	if err := run(f); err != nil {
+		log.Error(err, "Stopped")
+		os.Exit(1)
+	}
+}
 
+func run(f *flags) error {
 	scheme, err := agent.Scheme()
 	if err != nil {
-		log.Error(err, "Build scheme")
-		os.Exit(1)
+		return fmt.Errorf("build scheme: %w", err)
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		log.Error(err, "Load kubeconfig: pass --kubeconfig or run in a cluster")
-		os.Exit(1)
+		return fmt.Errorf("load kubeconfig (pass --kubeconfig or run in a cluster): %w", err)
 	}
-	opts := agent.ManagerOptions(o.Namespace, scheme)
-	opts.Metrics = metricsserver.Options{BindAddress: metricsAddr}
-	opts.HealthProbeBindAddress = probeAddr
-	opts.PprofBindAddress = pprofAddr
-	opts.LeaderElection = leaderElect
+	opts := agent.ManagerOptions(f.Namespace, scheme)
+	opts.Metrics = metricsserver.Options{BindAddress: f.metricsAddr}
+	opts.HealthProbeBindAddress = f.probeAddr
+	opts.PprofBindAddress = f.pprofAddr
+	opts.LeaderElection = f.leaderElect
 	opts.LeaderElectionID = "flotilla-agent-leader"
-	opts.LeaderElectionNamespace = o.Namespace
+	opts.LeaderElectionNamespace = f.Namespace
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
-		log.Error(err, "Create manager")
-		os.Exit(1)
+		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := agent.Setup(mgr, o); err != nil {
-		log.Error(err, "Set up the agent")
-		os.Exit(1)
+	if err := agent.Setup(mgr, f.Options); err != nil {
+		return fmt.Errorf("set up the agent: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "Add health check")
-		os.Exit(1)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "Add ready check")
-		os.Exit(1)
-	}
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		log.Error(err, "Manager stopped")
-		os.Exit(1)
-	}
+	return kube.RunManager(ctrl.SetupSignalHandler(), mgr)
 }
 
 func envOr(key, def string) string {

@@ -3,34 +3,41 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 	"github.com/flotilla-dev/flotilla/internal/version"
 )
 
-func main() {
-	var (
-		o                       hub.Options
-		metricsAddr, probeAddr  string
-		pprofAddr               string
-		leaderElect             bool
-		leaderElectionNamespace string
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints ('0': off)")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "run with leader election, for more than one replica")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", flotillav1.SystemNamespace, "namespace of the leader election Lease")
+// flags are the hub's command line.
+type flags struct {
+	hub.Options
+	metricsAddr, probeAddr, pprofAddr string
+	leaderElect                       bool
+	leaderElectionNamespace           string
+	gcPercent                         int
+	zap                               zap.Options
+}
+
+func parseFlags() *flags {
+	f := &flags{}
+	o := &f.Options
+	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
+	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&f.pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints ('0': off)")
+	flag.BoolVar(&f.leaderElect, "leader-elect", false, "run with leader election, for more than one replica")
+	flag.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", flotillav1.SystemNamespace, "namespace of the leader election Lease")
 	flag.StringVar(&o.Namespace, "namespace", flotillav1.SystemNamespace, "namespace holding kubeconfig and repository Secrets")
 	flag.BoolVar(&o.AllowExec, "allow-exec-credentials", false, "let MemberCluster kubeconfigs run exec credential plugins (off: they are refused)")
 	flag.StringVar(&o.GitCacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "flotilla-git"), "directory caching Git repositories")
@@ -38,65 +45,62 @@ func main() {
 	flag.DurationVar(&o.GitPollInterval, "git-poll-interval", 180e9, "how often sets with git generators re-read Git (per-generator requeueAfterSeconds overrides)")
 	flag.IntVar(&o.MaxApplications, "max-applications-per-set", 10000, "refuse sets that would produce more Applications")
 	flag.DurationVar(&o.ClientLimits.Timeout, "cluster-timeout", kubeconfig.DefaultLimits.Timeout, "timeout of each request to a spoke")
-	var qps float64
-	flag.Float64Var(&qps, "cluster-qps", float64(kubeconfig.DefaultLimits.QPS), "client QPS limit per spoke")
+	flag.Func("cluster-qps", fmt.Sprintf("client QPS limit per spoke (default %v)", kubeconfig.DefaultLimits.QPS), func(v string) error {
+		qps, err := strconv.ParseFloat(v, 32)
+		o.ClientLimits.QPS = float32(qps)
+		return err
+	})
+	o.ClientLimits.QPS = kubeconfig.DefaultLimits.QPS
 	flag.IntVar(&o.ClientLimits.Burst, "cluster-burst", kubeconfig.DefaultLimits.Burst, "client burst per spoke")
 	flag.DurationVar(&o.ProbeInterval, "probe-interval", 30e9, "interval between probes of a healthy cluster")
 	flag.DurationVar(&o.HeartbeatGrace, "heartbeat-grace", 40e9, "age after which an agent heartbeat counts as lost")
 	flag.IntVar(&o.DeliveryWorkers, "delivery-workers", 32, "concurrent delivery reconciles")
 	flag.IntVar(&o.PerClusterWrites, "per-cluster-writes", 8, "in-flight spoke requests per cluster")
 	flag.IntVar(&o.SetWriters, "set-writers", 16, "parallel Application writes per ApplicationSet")
-	gcPercent := flag.Int("gc-percent", 50, "Go GC target percentage (GOGC), unless the GOGC environment variable is set: the hub's memory is mostly caches, and 50 instead of Go's 100 keeps its RSS ~20% lower at no measurable CPU cost (BENCHMARKS.md)")
-	zopts := zap.Options{}
-	zopts.BindFlags(flag.CommandLine)
+	flag.IntVar(&f.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC), unless the GOGC environment variable is set: the hub's memory is mostly caches, and 50 instead of Go's 100 keeps its RSS ~20% lower at no measurable CPU cost (BENCHMARKS.md)")
+	f.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
-	o.ClientLimits.QPS = float32(qps)
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(*gcPercent)
-	}
+	return f
+}
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+func main() {
+	f := parseFlags()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(f.gcPercent)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 	log := ctrl.Log.WithName("flotilla-hub")
 	log.Info("Starting", "version", version.Version)
+	if err := run(f); err != nil {
+		log.Error(err, "Stopped")
+		os.Exit(1)
+	}
+}
 
+func run(f *flags) error {
 	scheme, err := hub.Scheme()
 	if err != nil {
-		log.Error(err, "Build scheme")
-		os.Exit(1)
+		return fmt.Errorf("build scheme: %w", err)
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		log.Error(err, "Load kubeconfig: pass --kubeconfig or run in a cluster")
-		os.Exit(1)
+		return fmt.Errorf("load kubeconfig (pass --kubeconfig or run in a cluster): %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   hub.CacheOptions(o.Namespace),
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  probeAddr,
-		PprofBindAddress:        pprofAddr,
-		LeaderElection:          leaderElect,
+		Cache:                   hub.CacheOptions(f.Namespace),
+		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:  f.probeAddr,
+		PprofBindAddress:        f.pprofAddr,
+		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        "flotilla-hub",
-		LeaderElectionNamespace: leaderElectionNamespace,
+		LeaderElectionNamespace: f.leaderElectionNamespace,
 	})
 	if err != nil {
-		log.Error(err, "Create manager")
-		os.Exit(1)
+		return fmt.Errorf("create manager: %w", err)
 	}
-	if _, err := hub.Setup(mgr, o); err != nil {
-		log.Error(err, "Set up controllers")
-		os.Exit(1)
+	if _, err := hub.Setup(mgr, f.Options); err != nil {
+		return fmt.Errorf("set up controllers: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "Add health check")
-		os.Exit(1)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "Add ready check")
-		os.Exit(1)
-	}
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		log.Error(err, "Manager stopped")
-		os.Exit(1)
-	}
+	return kube.RunManager(ctrl.SetupSignalHandler(), mgr)
 }

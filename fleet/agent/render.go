@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	ktypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/resid"
@@ -68,19 +69,10 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 	if opts.MaxObjects == 0 {
 		opts.MaxObjects = DefaultMaxObjects
 	}
-	appPath, err := git.CleanPath(src.Path)
+	appPath, err := sourceDir(tree, src.Path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: source.path: %w", ErrRender, err)
+		return nil, err
 	}
-	real, kind, err := tree.Resolve(appPath)
-	if err != nil {
-		return nil, fmt.Errorf("%w: source.path %q: %w", ErrRender, src.Path, err)
-	}
-	if kind != git.KindDir {
-		return nil, fmt.Errorf("%w: source.path %q does not exist in the repository (or is not a directory)", ErrRender, src.Path)
-	}
-	appPath = real
-
 	// Each render gets its own random root. By default it is an in-memory
 	// filesystem holding nothing but the repository; remote bases need
 	// kustomize's git cloner and a real disk, so when they are allowed the
@@ -99,47 +91,14 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 	if err := loadRepo(fs, repoRoot, tree, appPath, opts.MaxTotalSize); err != nil {
 		return nil, err
 	}
-	appDir := path.Join(repoRoot, appPath)
-	isKustomize := false
-	for _, n := range kustomizationNames {
-		if fs.Exists(path.Join(appDir, n)) {
-			isKustomize = true
-		}
-	}
-
-	overlay := ktypes.Kustomization{TypeMeta: ktypes.TypeMeta{APIVersion: ktypes.KustomizationVersion, Kind: ktypes.KustomizationKind}}
-	if isKustomize {
-		if err := checkKustomizations(fs, repoRoot, appDir, opts.AllowRemoteBases, map[string]bool{}); err != nil {
-			return nil, err
-		}
-		overlay.Resources = []string{"../repo/" + appPath}
-	} else {
-		files, err := manifestFiles(tree, appPath, src.Directory)
-		if err != nil {
-			return nil, err
-		}
-		if len(files) == 0 {
-			return nil, nil
-		}
-		for _, f := range files {
-			overlay.Resources = append(overlay.Resources, "../repo/"+f)
-		}
-	}
-	if err := applyOptions(&overlay, src.Kustomize); err != nil {
-		return nil, err
-	}
-	raw, err := yaml.Marshal(overlay)
-	if err != nil {
+	overlay, err := overlayFor(fs, tree, repoRoot, appPath, src, opts)
+	if overlay == nil || err != nil {
 		return nil, err
 	}
 	overlayDir := root + "/overlay"
-	if err := fs.MkdirAll(overlayDir); err != nil {
+	if err := writeOverlay(fs, overlayDir, overlay); err != nil {
 		return nil, err
 	}
-	if err := fs.WriteFile(overlayDir+"/kustomization.yaml", raw); err != nil {
-		return nil, err
-	}
-
 	k := krusty.MakeKustomizer(&krusty.Options{
 		Reorder:          krusty.ReorderOptionNone,
 		LoadRestrictions: ktypes.LoadRestrictionsNone, // the filesystem holds nothing but the repository
@@ -152,6 +111,72 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 	if resMap.Size() > opts.MaxObjects {
 		return nil, fmt.Errorf("%w: %s renders %d objects, the limit is %d", ErrRender, src.Path, resMap.Size(), opts.MaxObjects)
 	}
+	return toObjects(resMap)
+}
+
+// sourceDir is source.path cleaned and resolved (symlinks inside the
+// repository followed); it must be a directory.
+func sourceDir(tree Tree, srcPath string) (string, error) {
+	appPath, err := git.CleanPath(srcPath)
+	if err != nil {
+		return "", fmt.Errorf("%w: source.path: %w", ErrRender, err)
+	}
+	real, kind, err := tree.Resolve(appPath)
+	if err != nil {
+		return "", fmt.Errorf("%w: source.path %q: %w", ErrRender, srcPath, err)
+	}
+	if kind != git.KindDir {
+		return "", fmt.Errorf("%w: source.path %q does not exist in the repository (or is not a directory)", ErrRender, srcPath)
+	}
+	return real, nil
+}
+
+// overlayFor is the kustomization the agent builds: the app directory (a
+// kustomization, or its manifests) with the Application's kustomize
+// options on top. nil means the directory holds no manifests.
+func overlayFor(fs filesys.FileSystem, tree Tree, repoRoot, appPath string, src flotillav1.ApplicationSource, opts RenderOptions) (*ktypes.Kustomization, error) {
+	appDir := path.Join(repoRoot, appPath)
+	isKustomize := false
+	for _, n := range kustomizationNames {
+		if fs.Exists(path.Join(appDir, n)) {
+			isKustomize = true
+		}
+	}
+	overlay := &ktypes.Kustomization{TypeMeta: ktypes.TypeMeta{APIVersion: ktypes.KustomizationVersion, Kind: ktypes.KustomizationKind}}
+	if isKustomize {
+		if err := checkKustomizations(fs, repoRoot, appDir, opts.AllowRemoteBases, map[string]bool{}); err != nil {
+			return nil, err
+		}
+		overlay.Resources = []string{"../repo/" + appPath}
+	} else {
+		files, err := manifestFiles(tree, appPath, src.Directory)
+		if err != nil || len(files) == 0 {
+			return nil, err
+		}
+		for _, f := range files {
+			overlay.Resources = append(overlay.Resources, "../repo/"+f)
+		}
+	}
+	if err := applyOptions(overlay, src.Kustomize); err != nil {
+		return nil, err
+	}
+	return overlay, nil
+}
+
+func writeOverlay(fs filesys.FileSystem, dir string, overlay *ktypes.Kustomization) error {
+	raw, err := yaml.Marshal(overlay)
+	if err != nil {
+		return err
+	}
+	if err := fs.MkdirAll(dir); err != nil {
+		return err
+	}
+	return fs.WriteFile(dir+"/kustomization.yaml", raw)
+}
+
+// toObjects converts kustomize's output; every object needs apiVersion,
+// kind and name.
+func toObjects(resMap resmap.ResMap) ([]*unstructured.Unstructured, error) {
 	objs := make([]*unstructured.Unstructured, 0, resMap.Size())
 	for _, r := range resMap.Resources() {
 		raw, err := r.MarshalJSON()

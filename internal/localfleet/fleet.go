@@ -131,35 +131,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	if err := f.startEtcd(); err != nil {
 		return nil, err
 	}
-	f.progress("Starting the hub control plane")
-	if f.Hub, err = f.newCluster("hub", false); err != nil {
-		return nil, err
-	}
-	clusters := []*Cluster{f.Hub}
-	for _, name := range opts.Spokes {
-		c, err := f.newCluster(name, true)
-		if err != nil {
-			return nil, err
-		}
-		f.Spokes[name] = c
-		f.order = append(f.order, name)
-		clusters = append(clusters, c)
-	}
-	if err := f.writeKubeconfig(); err != nil {
-		return nil, err
-	}
-	// Control planes start in parallel: on 2 cores this halves start-up.
-	errs := make(chan error, len(clusters))
-	for _, c := range clusters {
-		go func() { errs <- c.start(ctx) }()
-		if c != f.Hub {
-			f.progress("Starting spoke %s (kube-apiserver, kube-controller-manager, kube-scheduler, kwok)", c.Name)
-		}
-	}
-	for range clusters {
-		err = errors.Join(err, <-errs)
-	}
-	if err != nil {
+	if err := f.startControlPlanes(ctx); err != nil {
 		return nil, err
 	}
 	f.progress("Control planes ready in %s", time.Since(start).Round(time.Second))
@@ -185,6 +157,40 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	f.progress("Fleet ready in %s", time.Since(start).Round(time.Second))
 	ready = true
 	return f, nil
+}
+
+// startControlPlanes starts the hub's and every spoke's control plane.
+func (f *Fleet) startControlPlanes(ctx context.Context) error {
+	var err error
+	f.progress("Starting the hub control plane")
+	if f.Hub, err = f.newCluster("hub", false); err != nil {
+		return err
+	}
+	clusters := []*Cluster{f.Hub}
+	for _, name := range f.opts.Spokes {
+		c, err := f.newCluster(name, true)
+		if err != nil {
+			return err
+		}
+		f.Spokes[name] = c
+		f.order = append(f.order, name)
+		clusters = append(clusters, c)
+	}
+	if err := f.writeKubeconfig(); err != nil {
+		return err
+	}
+	// Control planes start in parallel: on 2 cores this halves start-up.
+	errs := make(chan error, len(clusters))
+	for _, c := range clusters {
+		go func() { errs <- c.start(ctx) }()
+		if c != f.Hub {
+			f.progress("Starting spoke %s (kube-apiserver, kube-controller-manager, kube-scheduler, kwok)", c.Name)
+		}
+	}
+	for range clusters {
+		err = errors.Join(err, <-errs)
+	}
+	return err
 }
 
 func (f *Fleet) startEtcd() error {

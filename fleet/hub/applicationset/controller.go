@@ -104,7 +104,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile expands one ApplicationSet and converges its Applications.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
 	start := time.Now()
 	defer func() {
 		metrics.ReconcileDuration.WithLabelValues("applicationset").Observe(time.Since(start).Seconds())
@@ -124,26 +123,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	desired, err := r.Engine.Applications(ctx, set)
 	if err != nil {
-		// Nothing is written: the last good Applications stay as they are.
-		logger.Info("Generation failed; leaving Applications untouched", "error", err.Error())
-		if old := apimeta.FindStatusCondition(set.Status.Conditions, flotillav1.ConditionParametersGenerated); old == nil || old.Status != metav1.ConditionFalse || !strings.HasPrefix(old.Message, err.Error()) {
-			r.event(set, corev1.EventTypeWarning, flotillav1.ReasonGenerationFailed, err.Error())
-		}
-		// A template error is this generation's final word (kstatus: Stalled
-		// at the observed generation); anything else may pass and is retried.
-		terminal := errors.Is(err, generators.ErrTemplate)
-		if serr := r.applyConditions(ctx, set, terminal, metav1.Condition{
-			Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonGenerationFailed,
-			Message: err.Error() + "; existing Applications are left unchanged",
-		}); serr != nil {
-			return ctrl.Result{}, serr
-		}
-		if terminal {
-			// The user's template is wrong: retrying cannot help; a change to
-			// the set re-queues it.
-			return ctrl.Result{}, reconcile.TerminalError(err)
-		}
-		return ctrl.Result{}, err // maybe transient (Git, inventory): retried with backoff
+		return r.generationFailed(ctx, set, err)
 	}
 	metrics.GeneratedApplications.WithLabelValues(set.Namespace, set.Name).Set(float64(len(desired)))
 	r.remember(req.NamespacedName, desired)
@@ -183,6 +163,31 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// generationFailed reports a generator or template error and writes
+// nothing else: the last good Applications stay as they are.
+func (r *Reconciler) generationFailed(ctx context.Context, set *flotillav1.ApplicationSet, err error) (ctrl.Result, error) {
+	// Nothing is written: the last good Applications stay as they are.
+	log.FromContext(ctx).Info("Generation failed; leaving Applications untouched", "error", err.Error())
+	if old := apimeta.FindStatusCondition(set.Status.Conditions, flotillav1.ConditionParametersGenerated); old == nil || old.Status != metav1.ConditionFalse || !strings.HasPrefix(old.Message, err.Error()) {
+		r.event(set, corev1.EventTypeWarning, flotillav1.ReasonGenerationFailed, err.Error())
+	}
+	// A template error is this generation's final word (kstatus: Stalled
+	// at the observed generation); anything else may pass and is retried.
+	terminal := errors.Is(err, generators.ErrTemplate)
+	if serr := r.applyConditions(ctx, set, terminal, metav1.Condition{
+		Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonGenerationFailed,
+		Message: err.Error() + "; existing Applications are left unchanged",
+	}); serr != nil {
+		return ctrl.Result{}, serr
+	}
+	if terminal {
+		// The user's template is wrong: retrying cannot help; a change to
+		// the set re-queues it.
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	return ctrl.Result{}, err // maybe transient (Git, the cluster list): retried with backoff
 }
 
 func (r *Reconciler) owned(ctx context.Context, set *flotillav1.ApplicationSet) (map[string]*flotillav1.Application, error) {
