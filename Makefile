@@ -43,8 +43,14 @@ verify: generate ## Fail when generated files are stale or gofmt/go vet complain
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$unformatted" ]]; then \
 	  echo "verify: gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	@for m in hack/tools/k8s hack/tools/kwok; do (cd $$m && $(GO) mod verify >/dev/null) || { echo "verify: $$m go.sum mismatch"; exit 1; }; done
+	@for m in hack/tools/k8s hack/tools/kwok hack/tools/lint; do (cd $$m && $(GO) mod verify >/dev/null) || { echo "verify: $$m go.sum mismatch"; exit 1; }; done
 	@echo "verify: ok"
+
+GOLANGCI_LINT := $(GO) tool -modfile=hack/tools/lint/go.mod golangci-lint
+
+.PHONY: lint
+lint: ## golangci-lint (pinned in hack/tools/lint) with depguard rules that keep the layout (.golangci.yml)
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: testbin
 testbin: ## Build (or reuse) kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubectl and kwok

@@ -67,7 +67,12 @@ func TestAgentRBACIsEnough(t *testing.T) {
 	mctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
 
 	for name, path := range map[string]string{"ok": "ok", "outside": "outside"} {
 		require.NoError(t, c.Create(ctx, &flotillav1.Application{

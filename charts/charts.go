@@ -5,6 +5,7 @@ package charts
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -54,7 +55,7 @@ func readCRDs(dir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		for {
 			crd := &apiextensionsv1.CustomResourceDefinition{}
 			if err := dec.Decode(crd); err != nil {
-				if err == io.EOF {
+				if errors.Is(err, io.EOF) {
 					break
 				}
 				return nil, fmt.Errorf("decode embedded CRD %s: %w", name, err)

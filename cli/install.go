@@ -199,7 +199,7 @@ func purgeUserObjects(ctx context.Context, hub *conn, timeout time.Duration, s S
 		return len(apps.Items) == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("Applications are still being removed after %s (is the hub running? see 'kubectl get applications -A'): nothing else was deleted", timeout)
+		return fmt.Errorf("the hub's Applications are still being removed after %s (is the hub running? see 'kubectl get applications -A'): nothing else was deleted", timeout)
 	}
 	mcs := &flotillav1.MemberClusterList{}
 	if err := hub.client.List(ctx, mcs); err != nil {

@@ -204,7 +204,7 @@ func (o *sandboxOptions) up(ctx context.Context, s Streams) error {
 		select {
 		case err := <-exited:
 			tailInto(o.progressPath(), printed, s.ErrOut)
-			return fmt.Errorf("the sandbox failed to start (%v); its log:\n%s\nrun 'flotilla sandbox down' to clean up", err, controlplane.TailFile(logFile.Name(), 15))
+			return fmt.Errorf("the sandbox failed to start (%w); its log:\n%s\nrun 'flotilla sandbox down' to clean up", err, controlplane.TailFile(logFile.Name(), 15))
 		case <-deadline:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			return fmt.Errorf("the sandbox did not start within %s: see %s and %s/logs, then 'flotilla sandbox down'", o.timeout, logFile.Name(), o.dir)

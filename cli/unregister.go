@@ -173,7 +173,7 @@ func (o *unregisterOptions) waitApplicationsGone(ctx context.Context, spoke *con
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		apps := &flotillav1.ApplicationList{}
 		if err := spoke.client.List(ctx, apps, client.InNamespace(o.agentNamespace)); err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the spoke may be briefly unreachable: keep waiting until the timeout
 		}
 		if len(apps.Items) != left {
 			left = len(apps.Items)

@@ -45,7 +45,9 @@ func TestAgentBinary(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		if err := <-exited; err != nil {
+			t.Logf("flotilla-agent exit: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("flotilla-agent output:\n%s", logs.String())
 		}

@@ -43,7 +43,9 @@ func TestHubBinary(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		if err := <-exited; err != nil {
+			t.Logf("flotilla-hub exit: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("flotilla-hub output:\n%s", logs.String())
 		}

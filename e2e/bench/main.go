@@ -184,7 +184,7 @@ func machine() string {
 		var kb float64
 		for _, l := range strings.Split(string(raw), "\n") {
 			if strings.HasPrefix(l, "MemTotal:") {
-				fmt.Sscan(strings.TrimPrefix(l, "MemTotal:"), &kb)
+				_, _ = fmt.Sscan(strings.TrimPrefix(l, "MemTotal:"), &kb)
 				mem = fmt.Sprintf("%.0f GiB RAM", kb/1024/1024)
 			}
 		}

@@ -47,7 +47,7 @@ func benchGenerator(c config) (*generatorResult, error) {
 	build := exec.Command("go", "test", "-c", "-o", testBin, "./generators/")
 	build.Dir = c.root
 	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("%v\n%s", err, out)
+		return nil, fmt.Errorf("%w\n%s", err, out)
 	}
 	count, benchtime := "3", "3x"
 	if c.quick {
@@ -58,7 +58,7 @@ func benchGenerator(c config) (*generatorResult, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%v\n%s", err, out.String())
+		return nil, fmt.Errorf("%w\n%s", err, out.String())
 	}
 	res := &generatorResult{maxRSSMiB: float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024}
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -133,7 +133,7 @@ func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, er
 	if err != nil {
 		return nil, err
 	}
-	defer f.Stop()
+	defer func() { _ = f.Stop() }()
 	hc := f.Hub.Client
 	for i := range s.clusters {
 		spoke := f.Spokes[spokes[i%len(spokes)]]

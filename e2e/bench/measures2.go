@@ -68,7 +68,7 @@ func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, 
 	if err != nil {
 		return nil, err
 	}
-	defer f.Stop()
+	defer func() { _ = f.Stop() }()
 	repo, err := f.Git.CreateRepo("fleet")
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	defer f.Stop()
+	defer func() { _ = f.Stop() }()
 	hc := f.Hub.Client
 	var targets []target
 	for i := range clusters {
@@ -297,7 +297,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 	if err != nil {
 		return nil, err
 	}
-	defer f.Stop()
+	defer func() { _ = f.Stop() }()
 	repo, err := f.Git.CreateRepo("objects")
 	if err != nil {
 		return nil, err

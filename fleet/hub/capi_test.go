@@ -28,7 +28,6 @@ import (
 func TestClusterAPIImport(t *testing.T) {
 	f := startFleetWith(t, []testenv.Option{testenv.WithCRDPaths(filepath.Join("capi", "testdata", "crds"))}, "workload")
 	ctx := t.Context()
-	hc := f.hub.Client
 	spoke := f.spokes["workload"]
 	require.NoError(t, clusterv1.AddToScheme(f.hub.Scheme))
 	hc, err := client.New(f.hub.Config, client.Options{Scheme: f.hub.Scheme})

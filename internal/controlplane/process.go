@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,7 +66,7 @@ func (p *Process) Start() error {
 	select {
 	case <-done:
 		p.cmd = nil
-		return fmt.Errorf("%s exited at start-up (%v):\n%s", p.Name, p.err, TailFile(p.Log, 20))
+		return fmt.Errorf("%s exited at start-up (%w):\n%s", p.Name, p.err, TailFile(p.Log, 20))
 	case <-time.After(300 * time.Millisecond):
 	}
 	return nil
@@ -155,9 +156,14 @@ func ReadStats(pid int) (Stats, error) {
 	if len(fields) < 13 {
 		return s, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	var utime, stime float64
-	fmt.Sscan(fields[11], &utime)
-	fmt.Sscan(fields[12], &stime)
+	utime, err := strconv.ParseFloat(fields[11], 64)
+	if err != nil {
+		return s, fmt.Errorf("/proc/%d/stat utime: %w", pid, err)
+	}
+	stime, err := strconv.ParseFloat(fields[12], 64)
+	if err != nil {
+		return s, fmt.Errorf("/proc/%d/stat stime: %w", pid, err)
+	}
 	s.CPUSeconds = (utime + stime) / 100 // USER_HZ
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -167,10 +173,10 @@ func ReadStats(pid int) (Stats, error) {
 		var kb float64
 		switch {
 		case strings.HasPrefix(line, "VmRSS:"):
-			fmt.Sscan(strings.TrimPrefix(line, "VmRSS:"), &kb)
+			_, _ = fmt.Sscan(strings.TrimPrefix(line, "VmRSS:"), &kb)
 			s.RSSMiB = kb / 1024
 		case strings.HasPrefix(line, "VmHWM:"):
-			fmt.Sscan(strings.TrimPrefix(line, "VmHWM:"), &kb)
+			_, _ = fmt.Sscan(strings.TrimPrefix(line, "VmHWM:"), &kb)
 			s.PeakRSSMiB = kb / 1024
 		}
 	}

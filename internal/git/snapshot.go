@@ -34,7 +34,6 @@ const (
 type entry struct {
 	mode filemode.FileMode
 	hash plumbing.Hash
-	size int64
 }
 
 // Snapshot is the tree of one commit. It is immutable and safe for

@@ -12,7 +12,7 @@ func TestTrimManagedFields(t *testing.T) {
 	now := metav1.NewTime(time.Now())
 	u := &unstructured.Unstructured{Object: map[string]any{}}
 	u.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "flotilla-hub", Operation: metav1.ManagedFieldsOperationApply, Time: &now,
-		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}})
+		FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{}}`)}})
 	out, err := TrimManagedFields(u)
 	if err != nil {
 		t.Fatal(err)

@@ -123,7 +123,14 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		return last == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("kube-apiserver of %s not ready (%v): %w\n%s", c.Name, last, err, controlplane.TailFile(c.APIServer.Log, 20))
+		return fmt.Errorf("kube-apiserver of %s not ready (last error: %s): %w\n%s", c.Name, errText(last), err, controlplane.TailFile(c.APIServer.Log, 20))
 	}
 	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
 }
