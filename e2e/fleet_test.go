@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -24,8 +25,24 @@ func TestListGenerator2x3(t *testing.T) {
 	repo, rev, err := f.SampleRepo()
 	check(t, err)
 	check(t, f.ApplyYAML(ctx, "list", listSet("list", repo.URL, []string{"spoke-1", "spoke-2"}, threeApps, "")))
+	// kubectl wait on the set's Ready condition returns once it is Healthy.
+	waited := make(chan error, 1)
+	go func() {
+		_, err := f.Kubectl(ctx, "wait", "--for=condition=Ready", "applicationset/list", "-n", "default", "--timeout=3m")
+		waited <- err
+	}()
 	took := eventually(t, 2*time.Minute, "6 Applications Healthy at "+rev[:7], func() (bool, string) { return allHealthyAt(t, f, "default", "list", 6, rev) })
 	t.Logf("2 clusters × 3 apps Healthy in %s", took)
+	check(t, <-waited)
+	st := setStatus(t, f, "default", "list")
+	if c := conditionOf(st.Conditions, flotillav1.ConditionHealthy); c.Status != metav1.ConditionTrue || st.Summary.Healthy != 6 {
+		t.Fatalf("kubectl wait --for=condition=Ready returned before the set was Healthy: %+v, summary %+v", c, st.Summary)
+	}
+	requireCurrent(t, f, &flotillav1.ApplicationSet{}, types.NamespacedName{Namespace: "default", Name: "list"})
+	for name := range appsOf(t, f, "default", "list") {
+		requireCurrent(t, f, &flotillav1.Application{}, types.NamespacedName{Namespace: "default", Name: name})
+	}
+	requireCurrent(t, f, &flotillav1.MemberCluster{}, types.NamespacedName{Name: "spoke-1"})
 	for _, spoke := range []string{"spoke-1", "spoke-2"} {
 		for _, app := range threeApps {
 			d := deployment(t, f.Spokes[spoke], app, app)

@@ -13,8 +13,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/localfleet"
@@ -149,4 +153,22 @@ func spokeApps(t *testing.T, c *localfleet.Cluster) map[string]flotillav1.Applic
 		out[a.Name] = a
 	}
 	return out
+}
+
+// requireCurrent runs cli-utils' kstatus on a live hub object: Current, as
+// Flux, Argo CD health and kubectl-style tools would read it.
+func requireCurrent(t *testing.T, f *localfleet.Fleet, obj client.Object, key types.NamespacedName) {
+	t.Helper()
+	check(t, f.Hub.Client.Get(context.Background(), key, obj))
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	check(t, err)
+	u := &unstructured.Unstructured{Object: raw}
+	gvk, err := apiutil.GVKForObject(obj, f.Hub.Client.Scheme())
+	check(t, err)
+	u.SetGroupVersionKind(gvk)
+	res, err := status.Compute(u)
+	check(t, err)
+	if res.Status != status.CurrentStatus {
+		t.Fatalf("kstatus of %T %s: %s (%s), want Current", obj, key, res.Status, res.Message)
+	}
 }
