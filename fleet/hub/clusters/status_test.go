@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
@@ -79,4 +81,43 @@ current-context: c
 
 	r.drop("c")
 	assert.Empty(t, r.clients)
+}
+
+// TestMemberClusterKstatus: cli-utils' kstatus reads a probed cluster as
+// Current when reachable, InProgress while unreachable, and Failed when its
+// credentials are refused; the status says so in Reconciling/Stalled.
+func TestMemberClusterKstatus(t *testing.T) {
+	cond := func(typ string, s metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: reason}
+	}
+	agentUnknown := cond(flotillav1.ConditionAgentAvailable, metav1.ConditionUnknown, flotillav1.ReasonClusterNotReady)
+	cases := []struct {
+		name string
+		p    probe
+		want status.Status
+	}{
+		{"reachable", probe{ready: cond(flotillav1.ConditionReady, metav1.ConditionTrue, flotillav1.ReasonReachable),
+			creds: cond(flotillav1.ConditionCredentialsValid, metav1.ConditionTrue, flotillav1.ReasonAuthenticated),
+			agent: cond(flotillav1.ConditionAgentAvailable, metav1.ConditionFalse, flotillav1.ReasonAgentNotFound)}, status.CurrentStatus},
+		{"unreachable", probe{ready: cond(flotillav1.ConditionReady, metav1.ConditionUnknown, flotillav1.ReasonUnreachable),
+			creds: cond(flotillav1.ConditionCredentialsValid, metav1.ConditionUnknown, flotillav1.ReasonUnreachable), agent: agentUnknown}, status.InProgressStatus},
+		{"token refused", probe{ready: cond(flotillav1.ConditionReady, metav1.ConditionFalse, flotillav1.ReasonUnauthorized),
+			creds: cond(flotillav1.ConditionCredentialsValid, metav1.ConditionFalse, flotillav1.ReasonUnauthorized), agent: agentUnknown}, status.FailedStatus},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var conds []any
+			for _, c := range append([]metav1.Condition{tc.p.ready, tc.p.creds, tc.p.agent}, tc.p.summary()...) {
+				conds = append(conds, map[string]any{"type": c.Type, "status": string(c.Status), "reason": c.Reason, "message": c.Message})
+			}
+			u := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": flotillav1.GroupVersion.String(), "kind": "MemberCluster",
+				"metadata": map[string]any{"name": "c", "generation": int64(2)},
+				"status":   map[string]any{"observedGeneration": int64(2), "conditions": conds},
+			}}
+			res, err := status.Compute(u)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, res.Status, res.Message)
+		})
+	}
 }
