@@ -64,6 +64,13 @@ func TestHubDeliversToSpokes(t *testing.T) {
 			c := condition(app.Status.Conditions, flotillav1.ConditionDelivered)
 			return c.Status == metav1.ConditionFalse && c.Reason == "ClusterUnreachable", c.Reason + ": " + c.Message
 		})
+		eventually(t, 10*time.Second, "Ready says why, Reconciling (not Stalled) on hung apps", func() (bool, string) {
+			app := &flotillav1.Application{}
+			require.NoError(t, hc.Get(ctx, key("hung-web"), app))
+			ready, rec := condition(app.Status.Conditions, flotillav1.ConditionReady), condition(app.Status.Conditions, flotillav1.ConditionReconciling)
+			return ready.Status == metav1.ConditionFalse && ready.Reason == flotillav1.ReasonClusterUnreachable && rec.Status == metav1.ConditionTrue,
+				ready.Reason + "/" + string(rec.Status)
+		})
 		eventually(t, 30*time.Second, "hung cluster not Ready", func() (bool, string) {
 			mc := &flotillav1.MemberCluster{}
 			require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: "hung"}, mc))
