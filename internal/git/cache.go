@@ -278,17 +278,13 @@ func describeNetErr(ctx context.Context, what string, timeout time.Duration, err
 // user@host:path URLs. Local paths and file:// are refused: a manifest must
 // not read the controller's own disk.
 func ValidateURL(u string) error {
-	switch {
-	case u == "":
+	if u == "" {
 		return errors.New("repoURL is empty")
-	case strings.HasPrefix(u, "https://"), strings.HasPrefix(u, "http://"),
-		strings.HasPrefix(u, "ssh://"), strings.HasPrefix(u, "git://"):
-		return nil
-	case scpLike.MatchString(u):
-		return nil
-	default:
-		return fmt.Errorf("repoURL %q is not supported: use https://, http://, ssh:// or user@host:path", u)
 	}
+	if _, err := parseLocation(u); err != nil {
+		return fmt.Errorf("repoURL %s: %w", RedactURL(u), err)
+	}
+	return nil
 }
 
 var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]`)

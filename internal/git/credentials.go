@@ -39,18 +39,30 @@ type CredentialSource interface {
 	Credential(ctx context.Context, repoURL string) (*Credential, error)
 }
 
-// StaticCredentials matches the longest URLPrefix.
+// StaticCredentials matches the most specific URLPrefix.
 type StaticCredentials []Credential
 
 var _ CredentialSource = StaticCredentials(nil)
 
-// Credential returns the credential with the longest matching prefix.
+// Credential returns the credential whose URL prefix covers repoURL (same
+// scheme, host and port; path prefix on segment boundaries), the one with
+// the longest path when several do. A prefix that does not parse, or that
+// carries user information, matches nothing.
 func (s StaticCredentials) Credential(_ context.Context, repoURL string) (*Credential, error) {
+	repo, err := parseLocation(repoURL)
+	if err != nil {
+		return nil, nil //nolint:nilerr // an unparsable repoURL gets no credentials; fetching it reports the error
+	}
 	var best *Credential
+	bestLen := -1
 	for i := range s {
 		c := &s[i]
-		if strings.HasPrefix(repoURL, c.URLPrefix) && (best == nil || len(c.URLPrefix) > len(best.URLPrefix)) {
-			best = c
+		l, err := parseLocation(c.URLPrefix)
+		if err != nil || !l.covers(repo) {
+			continue
+		}
+		if len(l.segments) > bestLen {
+			best, bestLen = c, len(l.segments)
 		}
 	}
 	return best, nil

@@ -1,0 +1,90 @@
+package git
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// location is a repository URL reduced to what credentials match on:
+// scheme (ssh for scp-like URLs), lower-case host, explicit port, and path
+// segments (a trailing ".git" dropped).
+type location struct {
+	scheme, host, port string
+	segments           []string
+}
+
+var defaultPorts = map[string]string{"https": "443", "http": "80", "ssh": "22", "git": "9418"}
+
+// parseLocation parses a repository URL (or a credential's URL prefix). It
+// refuses userinfo that carries a secret: a password in any URL, or any
+// user at all in an http(s) or git URL (credentials belong in Secrets, and
+// "https://trusted-host@evil-host/" must not look like trusted-host).
+func parseLocation(raw string) (location, error) {
+	if m := scpLike.FindString(raw); m != "" {
+		at := strings.Index(raw, "@")
+		colon := strings.Index(raw[at:], ":") + at
+		return newLocation("ssh", raw[at+1:colon], "", raw[colon+1:]), nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return location{}, errors.New("the URL does not parse") // never quote it: it may hold a secret
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if _, ok := defaultPorts[scheme]; !ok {
+		return location{}, fmt.Errorf("scheme %q is not supported: use https://, http://, ssh:// or user@host:path", u.Scheme)
+	}
+	if u.User != nil {
+		if _, hasPassword := u.User.Password(); hasPassword || scheme != "ssh" {
+			return location{}, errors.New("the URL carries user information: put credentials in a repository Secret, not in the URL")
+		}
+	}
+	if u.Host == "" {
+		return location{}, errors.New("the URL has no host")
+	}
+	return newLocation(scheme, u.Hostname(), u.Port(), u.Path), nil
+}
+
+func newLocation(scheme, host, port, p string) location {
+	if port == "" {
+		port = defaultPorts[scheme]
+	}
+	l := location{scheme: scheme, host: strings.ToLower(host), port: port}
+	for _, s := range strings.Split(path.Clean("/"+p), "/") {
+		if s != "" {
+			l.segments = append(l.segments, s)
+		}
+	}
+	if n := len(l.segments); n > 0 {
+		l.segments[n-1] = strings.TrimSuffix(l.segments[n-1], ".git")
+	}
+	return l
+}
+
+// covers reports whether a credential at l applies to repository r: same
+// scheme, host and port exactly, and l's path a prefix of r's on segment
+// boundaries.
+func (l location) covers(r location) bool {
+	if l.scheme != r.scheme || l.host != r.host || l.port != r.port || len(l.segments) > len(r.segments) {
+		return false
+	}
+	for i, s := range l.segments {
+		if r.segments[i] != s {
+			return false
+		}
+	}
+	return true
+}
+
+// RedactURL drops any user information from a URL for messages: a repoURL
+// may carry a token, which must not reach logs, Events or status.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil || u.Scheme == "" {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
