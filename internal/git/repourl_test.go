@@ -27,11 +27,11 @@ func TestCredentialsGoOnlyToTheirHost(t *testing.T) {
 		{"https://git.example.com/org/special.git", "special-token"},
 		{"https://git.example.com/org/special", "special-token"},
 		{"https://git.example.com/org/sub/../app.git", "org-token"},
-		{"https://git.example.com/organization/app.git", ""},   // not a segment boundary
+		{"https://git.example.com/organization/app.git", ""},     // not a segment boundary
 		{"https://git.example.com.evil.example/org/app.git", ""}, // host suffix
-		{"https://git.example.com:8443/org/app.git", ""},        // another port
-		{"http://git.example.com/org/app.git", ""},              // another scheme
-		{"http://git.example.com@evil.example/org/x.git", ""},   // the trusted host as userinfo
+		{"https://git.example.com:8443/org/app.git", ""},         // another port
+		{"http://git.example.com/org/app.git", ""},               // another scheme
+		{"http://git.example.com@evil.example/org/x.git", ""},    // the trusted host as userinfo
 		{"https://evil.example/git.example.com/org/app.git", ""},
 		{"git@git.example.com:ops/app.git", "ssh"},
 		{"ssh://git@git.example.com:22/ops/app.git", "ssh"},
