@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -258,4 +260,37 @@ func TestConcurrentUseStaysInCache(t *testing.T) {
 	homeEntries, err := os.ReadDir(home)
 	require.NoError(t, err)
 	assert.Empty(t, homeEntries, "nothing may be written to $HOME")
+}
+
+// TestCredentialsNotSentAcrossRedirect: a repository server that redirects
+// to another origin never gets the credentials forwarded there.
+func TestCredentialsNotSentAcrossRedirect(t *testing.T) {
+	var mu sync.Mutex
+	var evilAuth []string
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		evilAuth = append(evilAuth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(evil.Close)
+	var trustedAuth string
+	trusted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trustedAuth = r.Header.Get("Authorization")
+		http.Redirect(w, r, evil.URL+r.URL.RequestURI(), http.StatusFound)
+	}))
+	t.Cleanup(trusted.Close)
+
+	c := newCache(t, git.Options{Timeout: 10 * time.Second,
+		Credentials: git.StaticCredentials{{URLPrefix: trusted.URL, Username: "u", Password: "the-token"}}})
+	_, err := c.Resolve(t.Context(), trusted.URL+"/repo.git", "main")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "the-token")
+	assert.NotEmpty(t, trustedAuth, "the trusted origin gets the credentials")
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, evilAuth, "the redirect was followed (so the test sees what it carried)")
+	for _, a := range evilAuth {
+		assert.Empty(t, a, "credentials followed the redirect to another origin")
+	}
 }
