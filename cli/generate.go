@@ -17,6 +17,7 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
 type generateOptions struct {
@@ -106,6 +107,9 @@ func readApplicationSet(filename string, stdin io.Reader) (*flotillav1.Applicati
 		return nil, fmt.Errorf("read %s: %w", filename, err)
 	}
 	set := &flotillav1.ApplicationSet{}
+	if err := yamlbound.Check(raw, yamlbound.Default); err != nil {
+		return nil, fmt.Errorf("%s: %w", filename, err)
+	}
 	if err := yaml.UnmarshalStrict(raw, set); err != nil {
 		return nil, fmt.Errorf("%s is not a valid ApplicationSet: %w", filename, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flotilla-dev/flotilla/internal/version"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
 // chartValues are Helm-style value flags: -f/--values files, then --set.
@@ -33,6 +34,9 @@ func (v *chartValues) values(defaultTag bool) (map[string]any, error) {
 			return nil, fmt.Errorf("read --values %s: %w", f, err)
 		}
 		m := map[string]any{}
+		if err := yamlbound.Check(raw, yamlbound.Default); err != nil {
+			return nil, fmt.Errorf("--values %s: %w", f, err)
+		}
 		if err := yaml.Unmarshal(raw, &m); err != nil {
 			return nil, fmt.Errorf("--values %s is not valid YAML: %w", f, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 	"github.com/flotilla-dev/flotilla/templates"
 )
 
@@ -189,6 +190,9 @@ func pathParams(p string) map[string]any {
 // parseParamsFile reads a JSON or YAML file holding an object (one
 // parameter set) or a list of objects (one set each).
 func parseParamsFile(raw []byte) ([]Params, error) {
+	if err := yamlbound.Check(raw, yamlbound.Default); err != nil {
+		return nil, err
+	}
 	js, err := yaml.YAMLToJSON(raw)
 	if err != nil {
 		return nil, fmt.Errorf("malformed YAML/JSON: %w", err)

@@ -1,6 +1,7 @@
 package generators_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,6 +38,7 @@ func TestGitGenerators(t *testing.T) {
 		"clusters/staging-1/config.yaml":      "cluster:\n  name: staging-1\n  replicas: 1\ntier: bronze\n",
 		"clusters/many/list.yaml":             "- {cluster: {name: a}}\n- {cluster: {name: b}}\n",
 		"broken/config.yaml":                  "cluster: [unclosed\n",
+		"bomb/config.yaml":                    "a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n" + bombLevels(9),
 		"scalar/config.yaml":                  "just a string\n",
 		"big/config.yaml":                     "data: " + strings.Repeat("x", 2<<20) + "\n",
 		"README.md":                           "# deploy\n",
@@ -83,6 +85,9 @@ func TestGitGenerators(t *testing.T) {
 		{name: "matrix: git path from a sibling's parameters",
 			gens: `[{matrix: {generators: [{list: {elements: [{target: prod-eu-1}, {target: staging-1}]}}, {git: {repoURL: REPO, files: [{path: 'clusters/{{ .target }}/config.*'}]}}]}}]`,
 			keys: []string{"target", "cluster.name", "tier"}, want: []string{"target=prod-eu-1 cluster.name=prod-eu-1 tier=gold", "target=staging-1 cluster.name=staging-1 tier=bronze"}},
+		{name: "YAML alias bomb",
+			gens:    `[{git: {repoURL: REPO, files: [{path: 'bomb/*.yaml'}]}}]`,
+			wantErr: "generators[0] (git): file bomb/config.yaml: document 1: YAML too large when expanded"},
 		{name: "malformed file",
 			gens:    `[{git: {repoURL: REPO, files: [{path: 'broken/*.yaml'}]}}]`,
 			wantErr: "generators[0] (git): file broken/config.yaml: malformed YAML/JSON"},
@@ -140,4 +145,13 @@ func TestGitUnreachable(t *testing.T) {
 	assert.Contains(t, err.Error(), "generators[1] (git)")
 	assert.Contains(t, err.Error(), "timed out after 300ms")
 	assert.Nil(t, got)
+}
+
+// bombLevels are the alias levels of a billion-laughs document over a0.
+func bombLevels(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d]\n", i, i, i-1)
+	}
+	return b.String()
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/Masterminds/sprig/v3"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
 // removed from sprig: they read the controller's environment or network.
@@ -44,6 +46,9 @@ func toYAML(v any) (string, error) {
 
 func fromYAML(s string) (map[string]any, error) {
 	out := map[string]any{}
+	if err := yamlbound.Check([]byte(s), yamlbound.Default); err != nil {
+		return nil, err
+	}
 	err := yaml.Unmarshal([]byte(s), &out)
 	return out, err
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
 // Template is an ApplicationSet's template, parsed once.
@@ -109,6 +110,9 @@ func (t *Template) applyPatch(doc []byte, params map[string]any) ([]byte, error)
 	text, err := t.patch.Execute(params)
 	if err != nil {
 		return nil, fmt.Errorf("templatePatch: %w", err)
+	}
+	if err := yamlbound.Check([]byte(text), yamlbound.Default); err != nil {
+		return nil, fmt.Errorf("templatePatch after rendering: %w", err)
 	}
 	patch, err := yaml.YAMLToJSON([]byte(text))
 	if err != nil {

@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -24,6 +25,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
 // Render limits.
@@ -196,8 +198,9 @@ func toObjects(resMap resmap.ResMap) ([]*unstructured.Unstructured, error) {
 }
 
 // loadRepo copies the repository's files into fs. Files under the app path
-// must be readable (a symlink leaving the repository or an oversized file
-// there is an error); elsewhere such files are left out.
+// must be readable and bounded (a symlink leaving the repository, an
+// oversized file or a YAML bomb there is an error); elsewhere such files are
+// left out.
 func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string, maxTotal int64) error {
 	var total int64
 	under := func(p string) bool { return appPath == "" || p == appPath || strings.HasPrefix(p, appPath+"/") }
@@ -212,6 +215,17 @@ func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string,
 		total += int64(len(raw))
 		if total > maxTotal {
 			return fmt.Errorf("%w: the repository holds more than %d bytes of files: split it or raise --max-render-bytes", ErrRender, maxTotal)
+		}
+		// Any file may be a manifest, kustomization or patch that kustomize
+		// parses: each is bounded first (binary files are skipped). One that
+		// is not is an error under the app path, and left out elsewhere.
+		if !bytes.Contains(raw, []byte{0}) {
+			if err := yamlbound.Check(raw, yamlbound.Default); err != nil {
+				if under(f) {
+					return fmt.Errorf("%w: %s: %w", ErrRender, f, err)
+				}
+				continue
+			}
 		}
 		full := path.Join(repoRoot, f)
 		if err := fs.MkdirAll(path.Dir(full)); err != nil {
@@ -360,7 +374,10 @@ func applyOptions(k *ktypes.Kustomization, o *flotillav1.KustomizeSource) error 
 		}
 		k.Images = append(k.Images, parsed)
 	}
-	for _, p := range o.Patches {
+	for i, p := range o.Patches {
+		if err := yamlbound.Check([]byte(p.Patch), yamlbound.Default); err != nil {
+			return fmt.Errorf("%w: spec.source.kustomize.patches[%d]: %w", ErrRender, i, err)
+		}
 		patch := ktypes.Patch{Patch: p.Patch}
 		if t := p.Target; t != nil {
 			patch.Target = &ktypes.Selector{

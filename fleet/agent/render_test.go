@@ -1,7 +1,9 @@
 package agent_test
 
 import (
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -119,4 +121,54 @@ func TestRender(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bomb is a billion-laughs ConfigMap: ~600 bytes that expand to 10^9 nodes.
+func bomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
+	for i := 1; i <= levels; i++ {
+		fmt.Fprintf(&b, "  a%d: &a%d [*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d]\n", i, i, i-1)
+	}
+	return b.String()
+}
+
+// TestRenderRefusesYAMLBombs: an alias bomb in a manifest, a kustomization
+// or an Application's inline patch fails that render at once, allocating
+// little; a bomb elsewhere in the repository does not break other apps.
+func TestRenderRefusesYAMLBombs(t *testing.T) {
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "bombs")
+	repo.MustCommit(t, map[string]string{
+		"manifest/cm.yaml":                 bomb(9),
+		"kustomization/kustomization.yaml": "resources: [cm.yaml]\n" + strings.TrimPrefix(bomb(9), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n"),
+		"kustomization/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
+		"ok/cm.yaml":                       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
+	}, "bombs")
+	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	require.NoError(t, err)
+	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+
+	patchBomb := flotillav1.ApplicationSource{Path: "ok", Kustomize: &flotillav1.KustomizeSource{
+		Patches: []flotillav1.KustomizePatch{{Patch: bomb(9)}}}}
+	for name, src := range map[string]flotillav1.ApplicationSource{
+		"manifest":      {Path: "manifest"},
+		"kustomization": {Path: "kustomization"},
+		"inline patch":  patchBomb,
+	} {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := agent.Render(snap, src, agent.RenderOptions{})
+			runtime.ReadMemStats(&after)
+			require.ErrorIs(t, err, agent.ErrRender)
+			assert.ErrorContains(t, err, "YAML too large when expanded")
+			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated to refuse the bomb")
+		})
+	}
+	objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "ok"}, agent.RenderOptions{})
+	require.NoError(t, err, "a bomb elsewhere in the repository does not break this app")
+	require.Len(t, objs, 1)
 }
