@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -25,6 +26,7 @@ type flags struct {
 	agent.Options
 	metricsAddr, probeAddr, pprofAddr string
 	leaderElect                       bool
+	renderInProcess                   bool
 	zap                               zap.Options
 }
 
@@ -51,6 +53,15 @@ func parseFlags() *flags {
 		}
 		return nil
 	})
+	flag.BoolVar(&f.renderInProcess, "render-in-process", false, "render in the agent's own process, without the sandbox's memory and time budgets or its network block (for debugging)")
+	flag.DurationVar(&o.RenderTimeout, "render-timeout", agent.DefaultRenderTimeout, "time budget of one render; a render over it fails its Application")
+	o.RenderMemory = agent.DefaultRenderMemory
+	flag.Func("render-memory", "resident memory budget of one render, e.g. 160Mi; a render over it fails its Application (default 160Mi)", func(v string) error {
+		q, err := resource.ParseQuantity(v)
+		o.RenderMemory = q.Value()
+		return err
+	})
+	flag.IntVar(&o.RenderConcurrency, "render-concurrency", agent.DefaultRenderConcurrency, "renders at once: keep render-concurrency × render-memory plus ~100Mi under the agent's memory limit")
 	flag.BoolVar(&f.leaderElect, "leader-elect", false, "run with leader election, for more than one replica (one applies, the others stand by)")
 	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
@@ -58,10 +69,25 @@ func parseFlags() *flags {
 	f.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
 	o.Version = version.Version
+	if !f.renderInProcess {
+		if exe, err := os.Executable(); err == nil {
+			o.RenderCommand = []string{exe, renderCommand}
+		}
+	}
 	return f
 }
 
+// renderCommand runs the render sandbox's worker (see agent.Sandbox).
+const renderCommand = "render"
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == renderCommand {
+		if err := agent.RenderWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	f := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 	log := ctrl.Log.WithName("flotilla-agent")

@@ -32,7 +32,8 @@ type Reconciler struct {
 	Git       *git.Cache
 	Recorder  events.EventRecorder
 	Namespace string
-	Render    RenderOptions
+	// Renderer renders sources (default: InProcess with no options).
+	Renderer Renderer
 	// SyncInterval between Git re-checks (default 3m).
 	SyncInterval time.Duration
 	// HealthInterval between re-checks while something is Progressing (default 5s).
@@ -56,6 +57,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.HealthInterval == 0 {
 		r.HealthInterval = 5 * time.Second
+	}
+	if r.Renderer == nil {
+		r.Renderer = InProcess{}
 	}
 	r.applier = &Applier{Client: r.Client}
 	r.record = appliedRecord{Client: r.Client}

@@ -33,6 +33,12 @@ type Options struct {
 	// WatchNamespaces limits the applied-object watches to these namespaces
 	// (for an agent whose RBAC covers only them); empty means cluster-wide.
 	WatchNamespaces []string
+	// RenderCommand starts the render sandbox's worker (the agent binary's
+	// `render` command); empty renders in process, without budgets.
+	RenderCommand     []string
+	RenderTimeout     time.Duration
+	RenderMemory      int64
+	RenderConcurrency int
 }
 
 // Scheme is the agent's scheme: built-in kinds, CRDs and Flotilla's API.
@@ -74,8 +80,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
+	var renderer Renderer = InProcess{Options: o.Render}
+	if len(o.RenderCommand) > 0 {
+		renderer = &Sandbox{Command: o.RenderCommand, GitDir: cache.Dir(), MaxFileSize: o.MaxFileSize, Options: o.Render,
+			Timeout: o.RenderTimeout, MemoryBytes: o.RenderMemory, Concurrency: o.RenderConcurrency}
+	}
 	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,
-		Render: o.Render, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces}
+		Renderer: renderer, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the agent controller: %w", err)
 	}

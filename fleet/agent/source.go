@@ -39,11 +39,11 @@ func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error
 }
 
 // renderSource renders a freshly fetched commit and remembers it.
-func (r *Reconciler) renderSource(_ context.Context, s *syncState) (bool, error) {
+func (r *Reconciler) renderSource(ctx context.Context, s *syncState) (bool, error) {
 	if s.snap == nil {
 		return false, nil
 	}
-	objs, err := Render(s.snap, s.app.Spec.Source, r.Render)
+	objs, err := r.Renderer.Render(ctx, s.snap, s.app.Spec.Source)
 	if err != nil {
 		s.out = notSynced(flotillav1.ReasonRenderFailed, err, s.snap.Revision, r.SyncInterval)
 		return true, nil

@@ -93,6 +93,12 @@ func New(opts Options) (*Cache, error) {
 // Dir is the cache root.
 func (c *Cache) Dir() string { return c.opts.Dir }
 
+// repoDir is where the cache keeps url's bare repository.
+func (c *Cache) repoDir(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return filepath.Join(c.opts.Dir, hex.EncodeToString(sum[:12]))
+}
+
 func (c *Cache) repo(url string) (*repo, error) {
 	if err := ValidateURL(url); err != nil {
 		return nil, err
@@ -102,8 +108,7 @@ func (c *Cache) repo(url string) (*repo, error) {
 	if r, ok := c.repos[url]; ok {
 		return r, nil
 	}
-	sum := sha256.Sum256([]byte(url))
-	dir := filepath.Join(c.opts.Dir, hex.EncodeToString(sum[:12]))
+	dir := c.repoDir(url)
 	// BoundOS keeps every path go-git touches inside dir.
 	storage := filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
 	r, err := gogit.Open(storage, nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -263,4 +264,28 @@ func ShortSHA(sha string) string {
 func (s *Snapshot) IsSymlink(p string) bool {
 	e, ok := s.entries[p]
 	return ok && e.mode == filemode.Symlink
+}
+
+// LocalSnapshot is the tree of a commit already in the cache, read without
+// any network access (the agent's render sandbox reads the cache this way).
+func (c *Cache) LocalSnapshot(repoURL, sha string) (*Snapshot, error) {
+	if !shaPattern.MatchString(sha) {
+		return nil, fmt.Errorf("not a commit SHA: %q", sha)
+	}
+	if err := ValidateURL(repoURL); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(c.repoDir(repoURL)); err != nil {
+		return nil, fmt.Errorf("%s is not in the cache: %w", RedactURL(repoURL), err)
+	}
+	r, err := c.repo(repoURL)
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.snapshot(sha, c.opts.MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	s.URL = repoURL
+	return s, nil
 }
