@@ -42,6 +42,11 @@ const (
 	// AnnotationApplication carries the full spoke Application name on each
 	// applied object (LabelApplication holds a label-safe form).
 	AnnotationApplication = "flotilla.dev/application"
+	// AnnotationAdopt ("true") on a live object on a spoke lets an
+	// Application take it over; without it (or the Application's
+	// AdoptExisting=true sync option) the agent refuses to apply over an
+	// object it did not create.
+	AnnotationAdopt = "flotilla.dev/adopt"
 	// AnnotationCAPICluster records the namespace/name of the Cluster API
 	// Cluster an imported MemberCluster came from.
 	AnnotationCAPICluster = "flotilla.dev/capi-cluster"

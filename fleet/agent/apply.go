@@ -19,7 +19,6 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent/applied"
-	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // LabelValue is a label-safe form of an Application name.
@@ -108,7 +107,7 @@ func (a *Applier) isNamespaced(gvk schema.GroupVersionKind) (bool, error) {
 // Apply applies objects in order: Namespaces and CRDs first (waiting for
 // CRDs to be Established), then the rest. One rejected object does not
 // stop the others.
-func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, app, defaultNS string) []Result {
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, app, defaultNS string, adopt bool) []Result {
 	prepErrs := a.Prepare(objs, app, defaultNS)
 	first, rest := []*unstructured.Unstructured{}, []*unstructured.Unstructured{}
 	for _, o := range objs {
@@ -122,7 +121,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	results := make([]Result, 0, len(objs))
 	var crds []*unstructured.Unstructured
 	for _, o := range first {
-		r := a.applyOne(ctx, o, prepErrs[o])
+		r := a.applyOne(ctx, o, app, adopt, prepErrs[o])
 		results = append(results, r)
 		if r.Err == nil && o.GetKind() == "CustomResourceDefinition" {
 			crds = append(crds, o)
@@ -147,15 +146,28 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 				prepErrs[o] = err
 			}
 		}
-		results = append(results, a.applyOne(ctx, o, prepErrs[o]))
+		results = append(results, a.applyOne(ctx, o, app, adopt, prepErrs[o]))
 	}
 	return results
 }
 
-func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, prepErr error) Result {
+// applyOne applies an object the Application owns or may take over (see
+// ownership); any other is refused.
+func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, app string, adopt bool, prepErr error) Result {
 	ref := applied.RefOf(o)
 	if prepErr != nil {
 		return Result{Ref: ref, Err: prepErr}
+	}
+	existing := &unstructured.Unstructured{}
+	existing.SetGroupVersionKind(o.GroupVersionKind())
+	switch err := a.Client.Get(ctx, client.ObjectKeyFromObject(o), existing); {
+	case apierrors.IsNotFound(err):
+		existing = nil
+	case err != nil:
+		return Result{Ref: ref, Err: apiMessage(err)}
+	}
+	if err := ownership(existing, ref, app, adopt); err != nil {
+		return Result{Ref: ref, Err: err}
 	}
 	live := o.DeepCopy()
 	if err := a.Client.Patch(ctx, live, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership); err != nil {
@@ -218,11 +230,11 @@ func (r *Reconciler) applyObjects(ctx context.Context, s *syncState) (bool, erro
 		return false, nil
 	}
 	if s.hasOption("CreateNamespace=true") && s.app.Spec.Destination.Namespace != "" {
-		if err := r.ensureNamespace(ctx, s.app.Spec.Destination.Namespace); err != nil {
+		if err := r.ensureNamespace(ctx, s.app.Name, s.app.Spec.Destination.Namespace); err != nil {
 			return false, err
 		}
 	}
-	s.results = r.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS)
+	s.results = r.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting))
 	s.out.applied = true
 	m := s.memo
 	m.applied, m.appliedAt, m.errs, m.driftAt, m.drifted = true, time.Now(), map[string]error{}, time.Now(), nil
@@ -244,11 +256,17 @@ func (r *Reconciler) observe(ctx context.Context, s *syncState) []Result {
 		if res.Err == nil {
 			live := &unstructured.Unstructured{}
 			live.SetGroupVersionKind(o.GroupVersionKind())
-			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), live); err == nil {
+			err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), live)
+			switch {
+			case err == nil && live.GetAnnotations()[flotillav1.AnnotationApplication] == s.app.Name:
 				res.Live = live
 				res.Ref.UID = string(live.GetUID())
-			} else if prevErr := s.memo.errs[res.Ref.Key()]; prevErr != nil {
-				res.Err = prevErr
+			case err == nil: // someone else's: not this Application's to report or prune
+				if res.Err = ownership(live, res.Ref, s.app.Name, false); res.Err == nil {
+					res.Err = fmt.Errorf("%s exists and may be taken over (%s=true), but this Application has not applied it yet", res.Ref, flotillav1.AnnotationAdopt)
+				}
+			case s.memo.errs[res.Ref.Key()] != nil:
+				res.Err = s.memo.errs[res.Ref.Key()]
 			}
 		}
 		results = append(results, res)
@@ -256,9 +274,15 @@ func (r *Reconciler) observe(ctx context.Context, s *syncState) []Result {
 	return results
 }
 
-func (r *Reconciler) ensureNamespace(ctx context.Context, name string) error {
-	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := kube.Apply(ctx, r.Client, ns, flotillav1.FieldManagerAgent); err != nil {
+// ensureNamespace creates the destination namespace when it is missing
+// (CreateNamespace=true), as created by app; an existing one is left as it
+// is, whoever made it.
+func (r *Reconciler) ensureNamespace(ctx context.Context, app, name string) error {
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &corev1.Namespace{}); err == nil || !apierrors.IsNotFound(err) {
+		return client.IgnoreNotFound(err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{flotillav1.AnnotationApplication: app}}}
+	if err := r.Client.Create(ctx, ns, client.FieldOwner(flotillav1.FieldManagerAgent)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s (CreateNamespace=true): %w", name, err)
 	}
 	return nil

@@ -26,7 +26,7 @@ func (r *Reconciler) prune(ctx context.Context, s *syncState) (bool, error) {
 	s.gone = gone
 	if len(gone) > 0 {
 		if s.prunes && s.apply {
-			deleted, kept, err := deleteApplied(ctx, r.Client, gone)
+			deleted, kept, err := deleteApplied(ctx, r.Client, s.app.Name, gone)
 			next = append(next, kept...)
 			for _, d := range deleted {
 				log.FromContext(ctx).Info("Pruned", "object", d.String())

@@ -133,7 +133,7 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application) 
 		if err != nil {
 			return err
 		}
-		if _, kept, err := deleteApplied(ctx, r.Client, refs); err != nil || len(kept) > 0 {
+		if _, kept, err := deleteApplied(ctx, r.Client, app.Name, refs); err != nil || len(kept) > 0 {
 			return fmt.Errorf("delete the Application's objects (%d left): %w", len(kept), err)
 		}
 	}

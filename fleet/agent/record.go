@@ -70,10 +70,11 @@ func (rec appliedRecord) Delete(ctx context.Context, app *flotillav1.Application
 }
 
 // deleteApplied deletes recorded objects, but only those that still are
-// the very objects the agent applied (same UID): an object recreated by
-// someone else, or one that merely carries our labels, is never deleted.
-// It returns the refs it could not delete (to keep recording).
-func deleteApplied(ctx context.Context, c client.Client, refs []applied.Ref) (deleted []applied.Ref, kept []applied.Ref, err error) {
+// the very objects app applied (same UID, and still carrying app's name):
+// an object recreated by someone else, or taken over by another
+// Application, is never deleted. It returns the refs it could not delete
+// (to keep recording).
+func deleteApplied(ctx context.Context, c client.Client, app string, refs []applied.Ref) (deleted []applied.Ref, kept []applied.Ref, err error) {
 	for _, r := range refs {
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(r.GVK())
@@ -85,7 +86,7 @@ func deleteApplied(ctx context.Context, c client.Client, refs []applied.Ref) (de
 			kept = append(kept, r)
 			err = getErr
 			continue
-		case r.UID == "" || string(live.GetUID()) != r.UID:
+		case r.UID == "" || string(live.GetUID()) != r.UID || live.GetAnnotations()[flotillav1.AnnotationApplication] != app:
 			continue // not the object we applied: leave it alone and forget it
 		}
 		uid := types.UID(r.UID)

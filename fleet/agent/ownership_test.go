@@ -1,0 +1,94 @@
+package agent_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/testenv"
+)
+
+// TestOwnership: an Application never takes over an object it did not
+// create — a pre-existing Namespace, another Application's ConfigMap —
+// unless the object or the Application consents; deleting it then removes
+// only what it created or adopted with consent.
+func TestOwnership(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}))
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "preexisting", Labels: map[string]string{"owner": "platform"}}}))
+	require.NoError(t, c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "adoptable", Namespace: "team",
+		Annotations: map[string]string{flotillav1.AnnotationAdopt: "true"}}, Data: map[string]string{"v": "old"}}))
+
+	repo := gittest.New(t).Repo(t, "ownership")
+	rev := repo.MustCommit(t, map[string]string{
+		"first/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared, namespace: team}\ndata: {v: first}\n",
+		"second/all.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: preexisting}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared, namespace: team}\ndata: {v: second}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: adoptable, namespace: team}\ndata: {v: second}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: own, namespace: team}\ndata: {v: second}\n",
+	}, "two apps")
+	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))
+	defer stop()
+
+	policy := &flotillav1.SyncPolicy{Automated: &flotillav1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}}
+	require.NoError(t, c.Create(ctx, newApp("first", repo.URL, "first", "team", policy)))
+	waitSynced(t, c, "first", rev)
+	require.NoError(t, c.Create(ctx, newApp("second", repo.URL, "second", "team", policy)))
+
+	eventually(t, 30*time.Second, "second refuses what it does not own, naming the owner", func() (bool, string) {
+		app := getApp(t, c, "second")
+		msg := cond(app, flotillav1.ConditionSynced).Message
+		return cond(app, flotillav1.ConditionSynced).Reason == flotillav1.ReasonApplyFailed &&
+			strings.Contains(msg, "ConfigMap team/shared is managed by Application first") &&
+			strings.Contains(msg, "Namespace preexisting already exists and was not created by Flotilla") &&
+			!strings.Contains(msg, "adoptable") && !strings.Contains(msg, "team/own"), msg
+	})
+	shared, err := configMap(t, c, "team", "shared")
+	require.NoError(t, err)
+	assert.Equal(t, "first", shared.Data["v"], "the other Application's object is not overwritten")
+	adopted, err := configMap(t, c, "team", "adoptable")
+	require.NoError(t, err)
+	assert.Equal(t, "second", adopted.Data["v"], "an object that consents is taken over")
+	first := getApp(t, c, "first")
+	assert.Equal(t, metav1.ConditionTrue, cond(first, flotillav1.ConditionSynced).Status, "the owner still syncs its object")
+
+	// Deleting the second Application deletes what it created or adopted, nothing else.
+	require.NoError(t, c.Delete(ctx, getApp(t, c, "second")))
+	eventually(t, 30*time.Second, "second is gone with its own objects", func() (bool, string) {
+		_, ownErr := configMap(t, c, "team", "own")
+		_, adoptedErr := configMap(t, c, "team", "adoptable")
+		appErr := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "second"}, &flotillav1.Application{})
+		return apierrors.IsNotFound(ownErr) && apierrors.IsNotFound(adoptedErr) && apierrors.IsNotFound(appErr), "waiting"
+	})
+	nsObj := &corev1.Namespace{}
+	require.NoError(t, c.Get(ctx, types.NamespacedName{Name: "preexisting"}, nsObj), "a pre-existing Namespace survives")
+	assert.True(t, nsObj.DeletionTimestamp.IsZero(), "and is not being deleted")
+	assert.Equal(t, "platform", nsObj.Labels["owner"])
+	shared, err = configMap(t, c, "team", "shared")
+	require.NoError(t, err, "the other Application's ConfigMap survives")
+	assert.Equal(t, "first", shared.Data["v"])
+
+	// The sync option adopts every existing object no Application manages.
+	require.NoError(t, c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "own", Namespace: "team"}, Data: map[string]string{"v": "hand-made"}}))
+	third := newApp("third", repo.URL, "second", "team", policy)
+	third.Spec.SyncPolicy = &flotillav1.SyncPolicy{Automated: policy.Automated, SyncOptions: []string{"AdoptExisting=true"}}
+	require.NoError(t, c.Create(ctx, third))
+	eventually(t, 30*time.Second, "third adopts the hand-made ConfigMap but not first's", func() (bool, string) {
+		own, err := configMap(t, c, "team", "own")
+		msg := cond(getApp(t, c, "third"), flotillav1.ConditionSynced).Message
+		return err == nil && own.Data["v"] == "second" && strings.Contains(msg, "managed by Application first"), msg
+	})
+}
