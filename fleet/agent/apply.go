@@ -70,6 +70,10 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured, app, defaultNS stri
 		}
 		ann[flotillav1.AnnotationApplication] = app
 		o.SetAnnotations(ann)
+		if err := validIdentity(o); err != nil {
+			errs[o] = err
+			continue
+		}
 
 		namespaced, err := a.isNamespaced(o.GroupVersionKind())
 		if err != nil {
@@ -82,6 +86,23 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured, app, defaultNS stri
 		setNamespace(o, namespaced, defaultNS)
 	}
 	return errs
+}
+
+// validIdentity refuses names no apiserver accepts, before they reach the
+// apiserver or the Application's status (whose fields have the same
+// limits: one over-long name there would make every status write fail).
+func validIdentity(o *unstructured.Unstructured) error {
+	gvk := o.GroupVersionKind()
+	for _, f := range []struct {
+		field, value string
+		max          int
+	}{{"metadata.name", o.GetName(), 253}, {"metadata.namespace", o.GetNamespace(), 63}, {"kind", gvk.Kind, 63},
+		{"apiVersion group", gvk.Group, 253}, {"apiVersion version", gvk.Version, 63}} {
+		if len(f.value) > f.max {
+			return fmt.Errorf("invalid object: %s is %d characters long, at most %d are allowed", f.field, len(f.value), f.max)
+		}
+	}
+	return nil
 }
 
 func setNamespace(o *unstructured.Unstructured, namespaced bool, defaultNS string) {

@@ -120,7 +120,10 @@ func (r *Reconciler) assess(_ context.Context, s *syncState) (bool, error) {
 
 // resourceStatus is one object's line in status.resources.
 func resourceStatus(res Result) flotillav1.ResourceStatus {
-	rs := flotillav1.ResourceStatus{Group: res.Ref.Group, Version: res.Ref.Version, Kind: res.Ref.Kind, Namespace: res.Ref.Namespace, Name: res.Ref.Name,
+	// Cut to the status fields' limits: an invalid object is reported, not
+	// allowed to make the status unwritable.
+	rs := flotillav1.ResourceStatus{Group: kube.Truncate(res.Ref.Group, 253), Version: kube.Truncate(res.Ref.Version, 63),
+		Kind: kube.Truncate(res.Ref.Kind, 63), Namespace: kube.Truncate(res.Ref.Namespace, 63), Name: kube.Truncate(res.Ref.Name, 253),
 		Sync: flotillav1.SyncStatusSynced}
 	switch {
 	case res.Err != nil:

@@ -92,3 +92,28 @@ func TestOwnership(t *testing.T) {
 		return err == nil && own.Data["v"] == "second" && strings.Contains(msg, "managed by Application first"), msg
 	})
 }
+
+// TestOverlongNameIsReported: an object whose name no apiserver accepts is
+// reported as invalid, the Application's status is still written, and the
+// other objects apply.
+func TestOverlongNameIsReported(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	long := strings.Repeat("n", 300)
+	repo := gittest.New(t).Repo(t, "names")
+	repo.MustCommit(t, map[string]string{"app/cms.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + long + "}\n---\n" +
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n"}, "long name")
+	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))
+	defer stop()
+	require.NoError(t, c.Create(ctx, newApp("names", repo.URL, "app", "default", auto())))
+	eventually(t, 30*time.Second, "status written, the long name reported invalid", func() (bool, string) {
+		app := getApp(t, c, "names")
+		synced := cond(app, flotillav1.ConditionSynced)
+		return synced.Reason == flotillav1.ReasonApplyFailed && strings.Contains(synced.Message, "metadata.name is 300 characters long") &&
+			app.Status.ResourceCount == 2 && len(app.Status.Resources) == 2, synced.Reason + ": " + synced.Message
+	})
+	_, err := configMap(t, c, "default", "fine")
+	require.NoError(t, err, "the valid object is applied")
+}
