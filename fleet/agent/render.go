@@ -262,6 +262,11 @@ func checkKustomizations(fs filesys.FileSystem, repoRoot, dir string, allowRemot
 	if err := yaml.Unmarshal(raw, &k); err != nil {
 		return fmt.Errorf("%w: %s is not a valid kustomization: %w", ErrRender, rel, err)
 	}
+	if len(k.OpenAPI) > 0 {
+		// kustomize keeps a custom schema process-wide: one Application's
+		// schema would change (or break) every other render.
+		return fmt.Errorf("%w: %s sets openapi: custom OpenAPI schemas are not supported (kustomize applies them to every render in the process)", ErrRender, rel)
+	}
 	refs := append(append(append(append([]string{}, k.Resources...), k.Bases...), k.Components...), k.Crds...) //nolint:staticcheck // Bases is deprecated but still read by kustomize
 	for _, p := range k.Patches {
 		if p.Path != "" {

@@ -172,3 +172,30 @@ func TestRenderRefusesYAMLBombs(t *testing.T) {
 	require.NoError(t, err, "a bomb elsewhere in the repository does not break this app")
 	require.Len(t, objs, 1)
 }
+
+// TestRenderRefusesCustomOpenAPI: a custom schema is refused, and so two
+// Applications render the same in either order.
+func TestRenderRefusesCustomOpenAPI(t *testing.T) {
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "openapi")
+	repo.MustCommit(t, map[string]string{
+		"schema/kustomization.yaml": "openapi: {path: schema.json}\nresources: [cm.yaml]\n",
+		"schema/schema.json":        `{"definitions": {}}`,
+		"schema/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"plain/kustomization.yaml":  "resources: [d.yaml]\npatches:\n- patch: |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: web}\n    spec: {template: {spec: {containers: [{name: web, image: 'nginx:2'}]}}}\n",
+		"plain/d.yaml":              deployment,
+	}, "openapi")
+	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	require.NoError(t, err)
+	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+	first, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "plain"}, agent.RenderOptions{})
+	require.NoError(t, err)
+	_, err = agent.Render(snap, flotillav1.ApplicationSource{Path: "schema"}, agent.RenderOptions{})
+	require.ErrorIs(t, err, agent.ErrRender)
+	assert.ErrorContains(t, err, "custom OpenAPI schemas are not supported")
+	again, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "plain"}, agent.RenderOptions{})
+	require.NoError(t, err)
+	require.Len(t, again, len(first))
+	assert.Equal(t, first[0].Object, again[0].Object)
+}
