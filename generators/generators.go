@@ -45,8 +45,9 @@ type Spec struct {
 
 // Combination holds the children of a matrix or merge.
 type Combination struct {
-	Generators []Spec   `json:"generators"`
-	MergeKeys  []string `json:"mergeKeys,omitempty"`
+	Generators     []Spec   `json:"generators"`
+	MergeKeys      []string `json:"mergeKeys,omitempty"`
+	AllowOverrides bool     `json:"allowOverrides,omitempty"`
 }
 
 // Generator yields the parameter sets of one kind of generator entry.

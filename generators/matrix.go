@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // Matrix combines its children's parameter sets (cartesian product). A
@@ -59,10 +61,51 @@ func (m *Matrix) Generate(ctx context.Context, spec *Spec, parent Params) ([]Par
 				return nil, fmt.Errorf("%w: the matrix yields more than %d parameter sets", ErrTooMany, m.engine.max)
 			}
 			for _, r := range right {
-				next = append(next, mergeParams(left, r))
+				merged, conflict := mergeParams(left, r), overridden(left, r, "")
+				if conflict != "" && !spec.Matrix.AllowOverrides {
+					return nil, fmt.Errorf("generators[%d] (%s) sets parameter %q, which %s already set to another value: a matrix child may not override an earlier one's parameters (rename the key, or set allowOverrides: true)",
+						i, kind, conflict, earlier(children[:i]))
+				}
+				next = append(next, merged)
 			}
 		}
 		product = next
 	}
 	return product, nil
+}
+
+// overridden is the first parameter (dotted path) that b sets to another
+// value than a already has, or "".
+func overridden(a, b Params, prefix string) string {
+	for _, k := range sortedKeys(b) {
+		av, ok := a[k]
+		if !ok {
+			continue
+		}
+		am, aIsMap := av.(map[string]any)
+		bm, bIsMap := b[k].(map[string]any)
+		if aIsMap && bIsMap {
+			if c := overridden(am, bm, prefix+k+"."); c != "" {
+				return c
+			}
+			continue
+		}
+		if !reflect.DeepEqual(av, b[k]) {
+			return prefix + k
+		}
+	}
+	return ""
+}
+
+// earlier names the children before a conflicting one.
+func earlier(children []Spec) string {
+	names := make([]string, len(children))
+	for i := range children {
+		kind, _ := children[i].Kind()
+		names[i] = fmt.Sprintf("generators[%d] (%s)", i, kind)
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return "one of " + strings.Join(names, ", ")
 }

@@ -116,6 +116,9 @@ type NestedMatrixGenerator struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=3
 	Generators []TerminalGenerator `json:"generators"`
+	// AllowOverrides: as in MatrixGenerator.
+	// +optional
+	AllowOverrides bool `json:"allowOverrides,omitempty"`
 }
 
 // NestedMergeGenerator is a merge inside a matrix or merge.
@@ -166,6 +169,11 @@ type MatrixGenerator struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=3
 	Generators []NestedGenerator `json:"generators"`
+	// AllowOverrides lets a later child replace a parameter an earlier child
+	// set. Off, such a conflict is an error naming the key: a Git file, say,
+	// cannot redirect a cluster generator's "name".
+	// +optional
+	AllowOverrides bool `json:"allowOverrides,omitempty"`
 }
 
 // MergeGenerator joins its children's parameter sets on MergeKeys.
