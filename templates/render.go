@@ -42,7 +42,7 @@ func Compile(set *flotillav1.ApplicationSet) (*Template, error) {
 	}
 	t := &Template{setName: set.Name, setNamespace: set.Namespace, root: root}
 	if set.Spec.TemplatePatch != "" {
-		if t.patch, err = CompileString("templatePatch", set.Spec.TemplatePatch); err != nil {
+		if t.patch, err = CompileYAML("templatePatch", set.Spec.TemplatePatch); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package templates_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -157,4 +158,70 @@ func TestNormalize(t *testing.T) {
 	for in, want := range cases {
 		t.Run(in, func(t *testing.T) { assert.Equal(t, want, templates.Normalize(in)) })
 	}
+}
+
+// TestTemplatePatchInsertsScalars: a parameter lands in a templatePatch as
+// one YAML scalar, whatever it holds, so it cannot add or change keys (a
+// newline in a cluster annotation must not redirect the destination).
+func TestTemplatePatchInsertsScalars(t *testing.T) {
+	whole, err := templates.Compile(set(t, baseTemplate+`
+templatePatch: |
+  metadata:
+    annotations:
+      plain: {{ .v }}
+      double: "x-{{ .v }}"
+      single: 'x-{{ .v }}'
+  {{- if .extra }}
+  spec:
+    syncPolicy:
+      syncOptions:
+        {{- toYaml .extra | nindent 8 }}
+  {{- end }}
+`))
+	require.NoError(t, err)
+	inner, err := templates.Compile(set(t, baseTemplate+`
+templatePatch: |
+  spec:
+    source:
+      path: apps/{{ .v }}
+`))
+	require.NoError(t, err)
+	injections := []string{
+		"web\n  destination: {cluster: other-cluster, namespace: kube-system}",
+		"web\"\n  destination:\n    cluster: other-cluster",
+		"web'\n  destination:\n    cluster: other-cluster",
+		"{cluster: other-cluster}",
+		"a: b",
+		"web # comment",
+		"*alias",
+		"- item",
+	}
+	for _, v := range injections {
+		t.Run(v, func(t *testing.T) {
+			p := clusterParams("prod-eu-1", "prod")
+			p["v"], p["extra"] = v, nil
+			app, err := whole.Render(p)
+			require.NoError(t, err)
+			assert.Equal(t, "prod-eu-1", app.Spec.Destination.Cluster)
+			assert.Equal(t, "guestbook", app.Spec.Destination.Namespace)
+			assert.Equal(t, v, app.Annotations["plain"])
+			assert.Equal(t, "x-"+v, app.Annotations["double"])
+			assert.Equal(t, "x-"+strings.ReplaceAll(v, "\n", " "), app.Annotations["single"], "YAML folds a line break in single quotes")
+
+			app, err = inner.Render(p)
+			if err != nil {
+				assert.ErrorContains(t, err, "cannot be placed inside a plain YAML scalar")
+				return
+			}
+			assert.Equal(t, "prod-eu-1", app.Spec.Destination.Cluster)
+			assert.Equal(t, "apps/"+v, app.Spec.Source.Path)
+		})
+	}
+	p := clusterParams("prod-eu-1", "prod")
+	p["v"], p["extra"] = "web", []any{"ServerSideApply=true"}
+	app, err := whole.Render(p)
+	require.NoError(t, err, "plain values and toYaml blocks still work")
+	assert.Equal(t, "web", app.Annotations["plain"])
+	assert.Equal(t, "x-web", app.Annotations["single"])
+	assert.Equal(t, []string{"ServerSideApply=true"}, app.Spec.SyncPolicy.SyncOptions)
 }
