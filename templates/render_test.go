@@ -225,3 +225,37 @@ templatePatch: |
 	assert.Equal(t, "x-web", app.Annotations["single"])
 	assert.Equal(t, []string{"ServerSideApply=true"}, app.Spec.SyncPolicy.SyncOptions)
 }
+
+// TestTemplateBudgets: functions that would allocate without bound, loop a
+// billion times or render differently on every reconcile fail with a
+// message; deterministic functions still work.
+func TestTemplateBudgets(t *testing.T) {
+	params := map[string]any{"name": "prod-eu-1"}
+	cases := []struct {
+		tmpl, wantErr, want string
+	}{
+		{tmpl: `{{ repeat 100000000 "x" }}`, wantErr: "repeat: the result may be at most"},
+		{tmpl: `{{ range until 8000000 }}x{{ end }}`, wantErr: "until: at most 1000 items"},
+		{tmpl: `{{ range untilStep 0 8000000 1 }}x{{ end }}`, wantErr: "untilStep: at most 1000 items"},
+		{tmpl: `{{ seq 8000000 }}`, wantErr: "seq: at most 1000 items"},
+		{tmpl: `{{ range until 3 }}{{ range until 3 }}{{ range until 3 }}x{{ end }}{{ end }}{{ end }}`, wantErr: "range loops nest at most 2 deep"},
+		{tmpl: `{{ range until 1000 }}{{ range until 1000 }}xx{{ end }}{{ end }}`, wantErr: "renders more than 1048576 bytes"},
+		{tmpl: `{{ now }}`, wantErr: "now is not available in Flotilla templates"},
+		{tmpl: `{{ randAlphaNum 8 }}`, wantErr: "randAlphaNum is not available"},
+		{tmpl: `{{ uuidv4 }}`, wantErr: "uuidv4 is not available"},
+		{tmpl: `{{ genPrivateKey "rsa" }}`, wantErr: "genPrivateKey is not available"},
+		{tmpl: `{{ upper .name }}-{{ sha256sum .name | trunc 8 }}-{{ len (until 3) }}`, want: "PROD-EU-1-c228ff7d-3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.tmpl, func(t *testing.T) {
+			got, err := templates.ExecuteString("test", tc.tmpl, params)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -25,6 +25,9 @@ func CompileYAML(name, s string) (*String, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse template %s: %w", name, err)
 	}
+	if err := checkNesting(t); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
 	for _, tmpl := range t.Templates() {
 		if tmpl.Tree != nil {
 			quoteActions(tmpl.Tree, tmpl.Tree.Root)
