@@ -97,16 +97,24 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 	if overlay == nil || err != nil {
 		return nil, err
 	}
-	overlayDir := root + "/overlay"
-	if err := writeOverlay(fs, overlayDir, overlay); err != nil {
+	// The overlay sits at the render root, above the repository, so every
+	// file it names is under it.
+	if err := writeOverlay(fs, root, overlay); err != nil {
 		return nil, err
+	}
+	// In memory the filesystem holds nothing but the repository; on disk
+	// (remote bases allowed) every kustomization may read only below
+	// itself, as `kustomize build` does by default, so no host file leaks.
+	restrict := ktypes.LoadRestrictionsNone
+	if opts.AllowRemoteBases {
+		restrict = ktypes.LoadRestrictionsRootOnly
 	}
 	k := krusty.MakeKustomizer(&krusty.Options{
 		Reorder:          krusty.ReorderOptionNone,
-		LoadRestrictions: ktypes.LoadRestrictionsNone, // the filesystem holds nothing but the repository
+		LoadRestrictions: restrict,
 		PluginConfig:     ktypes.DisabledPluginConfig(),
 	})
-	resMap, err := k.Run(fs, overlayDir)
+	resMap, err := k.Run(fs, root)
 	if err != nil {
 		return nil, fmt.Errorf("%w: kustomize build %s: %s", ErrRender, src.Path, strings.ReplaceAll(err.Error(), root+"/repo/", ""))
 	}
@@ -149,14 +157,14 @@ func overlayFor(fs filesys.FileSystem, tree Tree, repoRoot, appPath string, src 
 		if err := checkKustomizations(fs, repoRoot, appDir, opts.AllowRemoteBases, map[string]bool{}); err != nil {
 			return nil, err
 		}
-		overlay.Resources = []string{"../repo/" + appPath}
+		overlay.Resources = []string{"repo/" + appPath}
 	} else {
 		files, err := manifestFiles(tree, appPath, src.Directory)
 		if err != nil || len(files) == 0 {
 			return nil, err
 		}
 		for _, f := range files {
-			overlay.Resources = append(overlay.Resources, "../repo/"+f)
+			overlay.Resources = append(overlay.Resources, "repo/"+f)
 		}
 	}
 	if err := applyOptions(overlay, src.Kustomize); err != nil {

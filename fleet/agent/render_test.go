@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -198,4 +199,44 @@ func TestRenderRefusesCustomOpenAPI(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, again, len(first))
 	assert.Equal(t, first[0].Object, again[0].Object)
+}
+
+// TestRemoteBasesModeReadsNoHostFile: with remote bases allowed the render
+// runs on disk, and still no kustomize field reads a file outside the
+// kustomization's own directory.
+func TestRemoteBasesModeReadsNoHostFile(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "host.env")
+	require.NoError(t, os.WriteFile(secret, []byte("SECRET=leaked-from-the-host\n"), 0o600))
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
+	fields := map[string]string{
+		"env":      "configMapGenerator: [{name: x, env: SECRET}]\n",
+		"envs":     "configMapGenerator: [{name: x, envs: [SECRET]}]\n",
+		"files":    "configMapGenerator: [{name: x, files: [SECRET]}]\n",
+		"secret":   "secretGenerator: [{name: x, env: SECRET}]\n",
+		"json6902": "patchesJson6902: [{target: {version: v1, kind: ConfigMap, name: a}, path: SECRET}]\n",
+		"patches":  "patches: [{path: SECRET}]\n",
+		"relative": "configMapGenerator: [{name: x, env: ../../../../../../../../../../RELSECRET}]\n",
+	}
+	files := map[string]string{}
+	for name, k := range fields {
+		k = strings.ReplaceAll(k, "RELSECRET", strings.TrimPrefix(secret, "/"))
+		files[name+"/kustomization.yaml"] = "resources: [cm.yaml]\n" + strings.ReplaceAll(k, "SECRET", secret)
+		files[name+"/cm.yaml"] = cm
+	}
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "hostfiles")
+	repo.MustCommit(t, files, "host files")
+	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	require.NoError(t, err)
+	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+	for name := range fields {
+		t.Run(name, func(t *testing.T) {
+			objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: name}, agent.RenderOptions{AllowRemoteBases: true})
+			for _, o := range objs {
+				assert.NotContains(t, fmt.Sprint(o.Object), "leaked-from-the-host")
+			}
+			assert.Error(t, err, "a file outside the kustomization is refused")
+		})
+	}
 }
