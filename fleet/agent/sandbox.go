@@ -143,8 +143,16 @@ func (s *Sandbox) Render(ctx context.Context, snap *git.Snapshot, src flotillav1
 func (s *Sandbox) run(ctx context.Context, req []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
+	// A scratch directory of its own (kustomize clones remote bases there),
+	// removed with everything in it when the render ends.
+	scratch, err := os.MkdirTemp("", "flotilla-render-")
+	if err != nil {
+		return nil, fmt.Errorf("create the render's scratch directory: %w", err)
+	}
+	defer os.RemoveAll(scratch)
 	cmd := exec.CommandContext(ctx, s.Command[0], s.Command[1:]...)
-	cmd.Env = append([]string{"HOME=" + os.TempDir(), "TMPDIR=" + os.TempDir()}, s.Env...)
+	cmd.Dir = scratch
+	cmd.Env = append([]string{"HOME=" + scratch, "TMPDIR=" + scratch}, s.Env...)
 	if s.Options.AllowRemoteBases {
 		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH")) // kustomize runs git for remote bases
 	}
@@ -157,7 +165,7 @@ func (s *Sandbox) run(ctx context.Context, req []byte) ([]byte, error) {
 	overMemory := make(chan int64, 1)
 	done := make(chan struct{})
 	go watchMemory(cmd.Process, s.MemoryBytes, overMemory, done)
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(done)
 	select {
 	case rss := <-overMemory:
