@@ -51,9 +51,11 @@ is written.`,
 
 // Change is one Application's planned change.
 type Change struct {
-	Op   string // "create", "update", "delete", "keep" (a delete the policy forbids)
+	Op   string // "create", "update", "delete", "keep" (a change the policy forbids or holds)
 	Name string
 	Diff string
+	// Why a change is kept, when not for applicationsSync.
+	Why string
 }
 
 func (o *diffOptions) run(ctx context.Context, s Streams) error {
@@ -81,7 +83,7 @@ func (o *diffOptions) run(ctx context.Context, s Streams) error {
 	if err != nil {
 		return err
 	}
-	changes, err := planDiff(set, desired, existing)
+	changes, err := planDiff(set, desired, existing, applicationset.MemberClusterGone(ctx, hub.client))
 	if err != nil {
 		return err
 	}
@@ -105,8 +107,8 @@ func ownedOnHub(ctx context.Context, c client.Client, set *flotillav1.Applicatio
 }
 
 // planDiff prints the hub controller's own write plan (applicationset.PlanWrites).
-func planDiff(set *flotillav1.ApplicationSet, desired []*flotillav1.Application, existing map[string]*flotillav1.Application) ([]Change, error) {
-	p := applicationset.PlanWrites(set, desired, existing)
+func planDiff(set *flotillav1.ApplicationSet, desired []*flotillav1.Application, existing map[string]*flotillav1.Application, gone applicationset.ClusterGone) ([]Change, error) {
+	p := applicationset.PlanWrites(set, desired, existing, gone)
 	var changes []Change
 	for _, d := range p.Create {
 		text, err := specYAML(d)
@@ -126,7 +128,11 @@ func planDiff(set *flotillav1.ApplicationSet, desired []*flotillav1.Application,
 	}
 	for op, apps := range map[string][]*flotillav1.Application{"delete": p.Delete, "keep": p.HeldDeletes} {
 		for _, a := range apps {
-			changes = append(changes, Change{Op: op, Name: a.Name})
+			c := Change{Op: op, Name: a.Name}
+			if op == "keep" && p.DeletionsHeld {
+				c.Why = "the deletion is held: " + p.HeldMessage()
+			}
+			changes = append(changes, c)
 		}
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Name < changes[j].Name })
@@ -171,7 +177,11 @@ func printDiff(w io.Writer, set *flotillav1.ApplicationSet, changes []Change) er
 		case "delete":
 			fmt.Fprintf(w, "- Application %s/%s (delete: its workloads are removed from the cluster unless preserveResourcesOnDeletion)\n", set.Namespace, c.Name)
 		case "keep":
-			fmt.Fprintf(w, "= Application %s/%s differs but is kept: applicationsSync forbids this change\n%s", set.Namespace, c.Name, c.Diff)
+			why := c.Why
+			if why == "" {
+				why = "applicationsSync forbids this change"
+			}
+			fmt.Fprintf(w, "= Application %s/%s differs but is kept: %s\n%s", set.Namespace, c.Name, why, c.Diff)
 		}
 	}
 	_, err := fmt.Fprintf(w, "ApplicationSet %s/%s: %d to create, %d to update, %d to delete, %d kept by policy.\n",

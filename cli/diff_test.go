@@ -44,7 +44,7 @@ func TestDiffAgreesWithController(t *testing.T) {
 			if policy != "" {
 				set.Spec.SyncPolicy = &flotillav1.ApplicationSetSyncPolicy{ApplicationsSync: policy}
 			}
-			p := applicationset.PlanWrites(set, desired, existing)
+			p := applicationset.PlanWrites(set, desired, existing, nil)
 			want := map[string]string{}
 			for op, apps := range map[string][]*flotillav1.Application{"create": p.Create, "update": p.Update, "delete": p.Delete,
 				"keep": append(append([]*flotillav1.Application{}, p.HeldUpdates...), p.HeldDeletes...)} {
@@ -52,7 +52,7 @@ func TestDiffAgreesWithController(t *testing.T) {
 					want[a.Name] = op
 				}
 			}
-			changes, err := planDiff(set, desired, existing)
+			changes, err := planDiff(set, desired, existing, nil)
 			require.NoError(t, err)
 			got := map[string]string{}
 			for _, c := range changes {

@@ -267,6 +267,16 @@ type ApplicationSetSyncPolicy struct {
 	// Application (or the whole set) is deleted.
 	// +optional
 	PreserveResourcesOnDeletion bool `json:"preserveResourcesOnDeletion,omitempty"`
+
+	// MaxDeletePercent holds back an expansion that would delete more than
+	// this share of the set's Applications (100, the default: holds one
+	// that would delete all of them, as an emptied generator would). Held
+	// deletions wait, with ResourcesUpToDate=False, until the set is
+	// annotated flotilla.dev/allow-deletes=true.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxDeletePercent *int32 `json:"maxDeletePercent,omitempty"`
 }
 
 // ApplicationSetSpec is the desired state of an ApplicationSet.

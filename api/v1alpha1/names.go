@@ -53,6 +53,10 @@ const (
 
 	// AnnotationRefresh asks for an immediate re-check of the Git source.
 	AnnotationRefresh = "flotilla.dev/refresh"
+	// AnnotationAllowDeletes ("true") on an ApplicationSet confirms
+	// deletions its MaxDeletePercent held back; the hub removes it once they
+	// are done.
+	AnnotationAllowDeletes = "flotilla.dev/allow-deletes"
 	// AnnotationHubNamespace records the hub namespace of a spoke Application.
 	AnnotationHubNamespace = "flotilla.dev/hub-namespace"
 	// AnnotationHubName records the hub name of a spoke Application.

@@ -18,6 +18,9 @@ const (
 	ReasonGenerationFailed = "GenerationFailed"
 	ReasonUpToDate         = "UpToDate"
 	ReasonWriteFailed      = "WriteFailed"
+	// ReasonDeletionsHeld: the expansion would delete more Applications
+	// than the set allows without confirmation.
+	ReasonDeletionsHeld = "DeletionsHeld"
 	// ReasonUpdated is the Event when a set's Applications were written.
 	ReasonUpdated        = "Updated"
 	ReasonNoApplications = "NoApplications"

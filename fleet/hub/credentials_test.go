@@ -120,7 +120,10 @@ func TestPausedCluster(t *testing.T) {
 	})
 	setPaused(t, hc, "east", true)
 	time.Sleep(500 * time.Millisecond)
-	updateSet(t, hc, "guestbook", func(s *flotillav1.ApplicationSet) { s.Spec.Generators = appSet("guestbook", "api").Spec.Generators })
+	updateSet(t, hc, "guestbook", func(s *flotillav1.ApplicationSet) {
+		s.Spec.Generators = appSet("guestbook", "api").Spec.Generators
+		s.Annotations = map[string]string{flotillav1.AnnotationAllowDeletes: "true"} // web → api deletes all of the set's Applications: confirmed
+	})
 	eventually(t, 30*time.Second, "api reported paused", func() (bool, string) {
 		app := &flotillav1.Application{}
 		if err := hc.Get(ctx, key("east-api"), app); err != nil {

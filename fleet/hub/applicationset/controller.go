@@ -132,7 +132,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	plan := PlanWrites(set, desired, existing)
+	plan := PlanWrites(set, desired, existing, MemberClusterGone(ctx, r.Client))
 	if len(plan.Create) > 0 && r.APIReader != nil {
 		live := &flotillav1.ApplicationSet{}
 		if err := r.APIReader.Get(ctx, req.NamespacedName, live); apierrors.IsNotFound(err) || (err == nil && (!live.DeletionTimestamp.IsZero() || live.UID != set.UID)) {
@@ -142,15 +142,35 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	writeErr := r.write(ctx, plan)
+	if writeErr == nil && len(plan.Delete) > 0 && set.Annotations[flotillav1.AnnotationAllowDeletes] != "" {
+		// The confirmation is spent: the next mass deletion asks again.
+		patch := client.MergeFrom(set.DeepCopy())
+		delete(set.Annotations, flotillav1.AnnotationAllowDeletes)
+		if err := r.Client.Patch(ctx, set, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return r.report(ctx, set, len(desired), plan, writeErr)
+}
 
+// report writes the set's conditions and Events for a reconcile that
+// generated its Applications: ResourcesUpToDate says what the plan did,
+// why writes failed, or why deletions wait for confirmation.
+func (r *Reconciler) report(ctx context.Context, set *flotillav1.ApplicationSet, generated int, plan *Plan, writeErr error) (ctrl.Result, error) {
 	genCond := metav1.Condition{Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonGenerated,
-		Message: fmt.Sprintf("%d parameter sets", len(desired))}
+		Message: fmt.Sprintf("%d parameter sets", generated)}
 	upCond := metav1.Condition{Type: flotillav1.ConditionResourcesUpToDate, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonUpToDate,
 		Message: plan.Summary()}
-	if writeErr != nil {
+	switch {
+	case writeErr != nil:
 		upCond.Status, upCond.Reason, upCond.Message = metav1.ConditionFalse, flotillav1.ReasonWriteFailed, writeErr.Error()
 		r.event(set, corev1.EventTypeWarning, flotillav1.ReasonWriteFailed, writeErr.Error())
-	} else if plan.Changes() > 0 {
+	case plan.DeletionsHeld:
+		upCond.Status, upCond.Reason = metav1.ConditionFalse, flotillav1.ReasonDeletionsHeld
+		if old := apimeta.FindStatusCondition(set.Status.Conditions, flotillav1.ConditionResourcesUpToDate); old == nil || old.Reason != flotillav1.ReasonDeletionsHeld {
+			r.event(set, corev1.EventTypeWarning, flotillav1.ReasonDeletionsHeld, plan.HeldMessage())
+		}
+	case plan.Changes() > 0:
 		r.event(set, corev1.EventTypeNormal, flotillav1.ReasonUpdated, plan.Summary())
 	}
 	if err := r.applyConditions(ctx, set, writeErr == nil, genCond, upCond); err != nil {

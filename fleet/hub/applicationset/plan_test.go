@@ -46,7 +46,7 @@ func TestPlanWrites(t *testing.T) {
 			if tc.policy != "" {
 				set.Spec.SyncPolicy = &flotillav1.ApplicationSetSyncPolicy{ApplicationsSync: tc.policy}
 			}
-			p := PlanWrites(set, desired, existing)
+			p := PlanWrites(set, desired, existing, nil)
 			assert.Equal(t, tc.create, names(p.Create), "create")
 			assert.Equal(t, tc.update, names(p.Update), "update")
 			assert.Equal(t, tc.del, names(p.Delete), "delete")
@@ -98,3 +98,48 @@ func objOrNil(m *flotillav1.MemberCluster) clientObject {
 }
 
 type clientObject = client.Object
+
+func TestPlanHoldsMassDeletion(t *testing.T) {
+	existing := map[string]*flotillav1.Application{"a": app("a", "p"), "b": app("b", "p"), "c": app("c", "p"), "d": app("d", "p")}
+	pct := func(n int32) *int32 { return &n }
+	cases := []struct {
+		name     string
+		desired  []*flotillav1.Application
+		max      *int32
+		confirm  bool
+		held     bool
+		deletes  int
+		heldDels int
+	}{
+		{name: "emptied generator: all held", held: true, heldDels: 4},
+		{name: "emptied and confirmed", confirm: true, deletes: 4},
+		{name: "one of four leaves", desired: []*flotillav1.Application{app("a", "p"), app("b", "p"), app("c", "p")}, deletes: 1},
+		{name: "three of four over 50%", desired: []*flotillav1.Application{app("a", "p")}, max: pct(50), held: true, heldDels: 3},
+		{name: "two of four at 50%", desired: []*flotillav1.Application{app("a", "p"), app("b", "p")}, max: pct(50), deletes: 2},
+		{name: "any deletion at 0%", desired: []*flotillav1.Application{app("a", "p"), app("b", "p"), app("c", "p")}, max: pct(0), held: true, heldDels: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			set := &flotillav1.ApplicationSet{Spec: flotillav1.ApplicationSetSpec{SyncPolicy: &flotillav1.ApplicationSetSyncPolicy{MaxDeletePercent: tc.max}}}
+			if tc.confirm {
+				set.Annotations = map[string]string{flotillav1.AnnotationAllowDeletes: "true"}
+			}
+			p := PlanWrites(set, tc.desired, existing, nil)
+			assert.Equal(t, tc.held, p.DeletionsHeld)
+			assert.Len(t, p.Delete, tc.deletes)
+			assert.Len(t, p.HeldDeletes, tc.heldDels)
+		})
+	}
+}
+
+func TestPlanDeletesGoneClustersWithoutHold(t *testing.T) {
+	existing := map[string]*flotillav1.Application{"a": app("a", "p"), "b": app("b", "p")} // destination cluster = name
+	gone := func(name string) bool { return name == "a" || name == "b" }
+	p := PlanWrites(&flotillav1.ApplicationSet{}, nil, existing, gone)
+	assert.False(t, p.DeletionsHeld, "the clusters are gone: their Applications go too")
+	assert.Len(t, p.Delete, 2)
+	p = PlanWrites(&flotillav1.ApplicationSet{}, nil, existing, func(name string) bool { return name == "a" })
+	assert.True(t, p.DeletionsHeld, "b's cluster is still there and it would be the last Application deleted")
+	assert.Equal(t, []string{"a"}, names(p.Delete))
+	assert.Equal(t, []string{"b"}, names(p.HeldDeletes))
+}

@@ -149,7 +149,7 @@ func setSummary(set *flotillav1.ApplicationSet, healthy metav1.Condition) []meta
 		healthy.Status = metav1.ConditionTrue
 	}
 	return kube.Summarize(set.Generation, set.Status.ObservedGeneration, func(c metav1.Condition) bool {
-		return c.Type == flotillav1.ConditionParametersGenerated || c.Reason == flotillav1.ReasonDegraded
+		return c.Type == flotillav1.ConditionParametersGenerated || c.Reason == flotillav1.ReasonDegraded || c.Reason == flotillav1.ReasonDeletionsHeld
 	}, kube.Part(set.Status.Conditions, flotillav1.ConditionParametersGenerated),
 		kube.Part(set.Status.Conditions, flotillav1.ConditionResourcesUpToDate), healthy)
 }
