@@ -226,6 +226,21 @@ func lastLine(s string) string {
 // errNetworkDisabled is what any dial in a render without remote bases gets.
 var errNetworkDisabled = errors.New("network access is disabled while rendering (remote bases are off)")
 
+// BlockNetwork makes every HTTP request of this process fail without a
+// dial (kustomize fetches URLs with http.DefaultTransport) and git
+// unrunnable (kustomize clones with the git binary). It returns a function
+// that undoes it (for tests).
+func BlockNetwork() (restore func()) {
+	transport, path := http.DefaultTransport, os.Getenv("PATH")
+	refuse := func(context.Context, string, string) (net.Conn, error) { return nil, errNetworkDisabled }
+	http.DefaultTransport = &http.Transport{DialContext: refuse}
+	_ = os.Setenv("PATH", "")
+	return func() {
+		http.DefaultTransport = transport
+		_ = os.Setenv("PATH", path)
+	}
+}
+
 // RenderWorker is the render sandbox's child: it reads a request from in,
 // renders from the Git cache without network, and writes the answer to
 // out. Without remote bases every HTTP request fails and git cannot run.
@@ -235,9 +250,7 @@ func RenderWorker(in io.Reader, out io.Writer) error {
 		return fmt.Errorf("read the render request: %w", err)
 	}
 	if !req.Options.AllowRemoteBases {
-		refuse := func(context.Context, string, string) (net.Conn, error) { return nil, errNetworkDisabled }
-		http.DefaultTransport = &http.Transport{DialContext: refuse}
-		_ = os.Setenv("PATH", "")
+		BlockNetwork()
 	}
 	if req.MemoryBytes > 0 {
 		debug.SetMemoryLimit(req.MemoryBytes * 3 / 4) // collect hard before the parent's budget kills us
