@@ -62,7 +62,7 @@ func TestAgentRBACIsEnough(t *testing.T) {
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	require.NoError(t, err)
-	require.NoError(t, agent.Setup(mgr, agent.Options{GitCacheDir: filepath.Join(t.TempDir(), "git"), Identity: "rbac-test", Version: "test",
+	require.NoError(t, agent.Setup(mgr, agent.Options{GitCacheDir: filepath.Join(t.TempDir(), "git"), Identity: "rbac-test", Version: "test", AllowLoopbackRepos: true,
 		WatchNamespaces: []string{"team-a"}, HealthInterval: 300 * time.Millisecond}))
 	mctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

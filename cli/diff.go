@@ -70,7 +70,7 @@ func (o *diffOptions) run(ctx context.Context, s Streams) error {
 	if err := requireHub(ctx, hub); err != nil {
 		return err
 	}
-	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout})
+	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true}) // the user's own machine
 	if err != nil {
 		return err
 	}

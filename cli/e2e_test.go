@@ -112,7 +112,7 @@ func startHubProcess(t *testing.T, cfg *rest.Config) {
 	mgr, err := ctrl.NewManager(c, ctrl.Options{Scheme: scheme, Cache: hub.CacheOptions(flotillav1.SystemNamespace),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
 	require.NoError(t, err)
-	_, err = hub.Setup(mgr, hub.Options{GitCacheDir: filepath.Join(t.TempDir(), "git"), GitTimeout: 3 * time.Second, ProbeInterval: time.Second,
+	_, err = hub.Setup(mgr, hub.Options{GitCacheDir: filepath.Join(t.TempDir(), "git"), GitTimeout: 3 * time.Second, ProbeInterval: time.Second, AllowLoopbackRepos: true,
 		ClientLimits: kubeconfig.Limits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}})
 	require.NoError(t, err)
 	testenv.RunManager(t, mgr)
@@ -129,7 +129,7 @@ func startAgentProcess(t *testing.T, cfg *rest.Config) (stop func()) {
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(rest.CopyConfig(cfg), opts)
 	require.NoError(t, err)
-	require.NoError(t, agent.Setup(mgr, agent.Options{Namespace: flotillav1.SystemNamespace, GitCacheDir: filepath.Join(t.TempDir(), "git"), GitTimeout: 3 * time.Second,
+	require.NoError(t, agent.Setup(mgr, agent.Options{Namespace: flotillav1.SystemNamespace, GitCacheDir: filepath.Join(t.TempDir(), "git"), GitTimeout: 3 * time.Second, AllowLoopbackRepos: true,
 		SyncInterval: time.Minute, HealthInterval: 300 * time.Millisecond, Identity: "cli-test-agent", Version: "v-test", HeartbeatEvery: time.Second}))
 	return testenv.RunManager(t, mgr)
 }

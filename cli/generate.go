@@ -82,7 +82,7 @@ func (o *generateOptions) run(cmd *cobra.Command, s Streams) error {
 			return fmt.Errorf("read --clusters %s: %w", o.clusters, err)
 		}
 	}
-	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout})
+	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true}) // the user's own machine
 	if err != nil {
 		return err
 	}

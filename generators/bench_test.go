@@ -37,7 +37,7 @@ func BenchmarkMatrix1000x50(b *testing.B) {
 			Labels: map[string]string{"env": []string{"prod", "staging"}[i%2], "region": []string{"eu", "us", "ap"}[i%3]},
 		}}
 	}
-	cache, err := git.New(git.Options{Dir: b.TempDir()})
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: b.TempDir()})
 	require.NoError(b, err)
 	engine := generators.New(generators.Options{Clusters: clusters, Git: generators.GitCache{Cache: cache}, MaxParams: 100000})
 

@@ -110,7 +110,7 @@ func TestGitGenerators(t *testing.T) {
 			gens:    `[{git: {repoURL: REPO, revision: no-such-branch, directories: [{path: 'apps/*'}]}}]`,
 			wantErr: `generators[0] (git): resolve "no-such-branch"`},
 	}
-	e := gitEngine(t, git.Options{})
+	e := gitEngine(t, git.Options{AllowLoopback: true, })
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := e.Generate(t.Context(), gens(t, strings.ReplaceAll(tc.gens, "REPO", url)))
@@ -139,7 +139,7 @@ func TestGitGenerators(t *testing.T) {
 
 func TestGitUnreachable(t *testing.T) {
 	addr := testenv.Blackhole(t)
-	e := gitEngine(t, git.Options{Timeout: 300 * time.Millisecond})
+	e := gitEngine(t, git.Options{AllowLoopback: true, Timeout: 300 * time.Millisecond})
 	got, err := e.Generate(t.Context(), gens(t, `[{list: {elements: [{a: b}]}}, {git: {repoURL: 'http://`+addr+`/deploy.git', directories: [{path: 'apps/*'}]}}]`))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "generators[1] (git)")

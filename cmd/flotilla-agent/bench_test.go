@@ -43,7 +43,7 @@ func BenchmarkAgent100x10(b *testing.B) {
 
 	for b.Loop() {
 		cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(b), "--metrics-bind-address", "0",
-			"--health-probe-bind-address", "0", "--git-cache-dir", filepath.Join(b.TempDir(), "git"))
+			"--health-probe-bind-address", "0", "--git-cache-dir", filepath.Join(b.TempDir(), "git"), "--allow-loopback-repositories")
 		require.NoError(b, cmd.Start())
 		exited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()

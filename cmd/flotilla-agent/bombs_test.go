@@ -64,7 +64,7 @@ func TestAgentSurvivesBombs(t *testing.T) {
 
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(t), "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--render-memory", "64Mi", "--sync-interval", "1m")
+		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--allow-loopback-repositories", "--render-memory", "64Mi", "--sync-interval", "1m")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

@@ -40,6 +40,7 @@ func parseFlags() *flags {
 	flag.Int64Var(&o.MaxFileSize, "max-file-bytes", git.DefaultMaxFileSize, "largest file read from a repository")
 	flag.Int64Var(&o.Render.MaxTotalSize, "max-render-bytes", agent.DefaultMaxTotalSize, "most bytes loaded from one repository for a render")
 	flag.IntVar(&o.Render.MaxObjects, "max-objects", agent.DefaultMaxObjects, "most objects one Application may render")
+	flag.BoolVar(&o.AllowLoopbackRepos, "allow-loopback-repositories", false, "let repoURLs name this machine (127.0.0.1, localhost): for local testing; link-local and metadata addresses are always refused")
 	flag.BoolVar(&o.Render.AllowRemoteBases, "allow-remote-bases", false, "let kustomizations reference remote bases (off: refused)")
 	flag.DurationVar(&o.SyncInterval, "sync-interval", 3*time.Minute, "how often to re-check Git for new commits")
 	flag.DurationVar(&o.HealthInterval, "health-interval", 5*time.Second, "re-check interval while something is Progressing")

@@ -39,6 +39,7 @@ func parseFlags() *flags {
 	flag.BoolVar(&f.leaderElect, "leader-elect", false, "run with leader election, for more than one replica")
 	flag.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", flotillav1.SystemNamespace, "namespace of the leader election Lease")
 	flag.StringVar(&o.Namespace, "namespace", flotillav1.SystemNamespace, "namespace holding kubeconfig and repository Secrets")
+	flag.BoolVar(&o.AllowLoopbackRepos, "allow-loopback-repositories", false, "let repoURLs name this machine (127.0.0.1, localhost): for local testing; link-local and metadata addresses are always refused")
 	flag.BoolVar(&o.AllowExec, "allow-exec-credentials", false, "let MemberCluster kubeconfigs run exec credential plugins (off: they are refused)")
 	flag.StringVar(&o.GitCacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "flotilla-git"), "directory caching Git repositories")
 	flag.DurationVar(&o.GitTimeout, "git-timeout", 60e9, "timeout of each Git operation")

@@ -57,7 +57,7 @@ func startAgent(t testing.TB, env *testenv.Env, gitDir string) (stop func()) {
 	cfg.QPS = -1
 	mgr, err := ctrl.NewManager(&cfg, opts)
 	require.NoError(t, err)
-	require.NoError(t, agent.Setup(mgr, agent.Options{Namespace: ns, GitCacheDir: gitDir, GitTimeout: 3 * time.Second,
+	require.NoError(t, agent.Setup(mgr, agent.Options{Namespace: ns, GitCacheDir: gitDir, GitTimeout: 3 * time.Second, AllowLoopbackRepos: true,
 		SyncInterval: time.Minute, HealthInterval: 300 * time.Millisecond, Identity: "test-agent", Version: "v-test", HeartbeatEvery: time.Second}))
 	return testenv.RunManager(t, mgr)
 }

@@ -48,7 +48,7 @@ func TestRender(t *testing.T) {
 	_, err := repo.Symlink("passwd/cm.yaml", "/etc/passwd", "symlink to /etc/passwd")
 	require.NoError(t, err)
 
-	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
 	require.NoError(t, err)
 	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
 	require.NoError(t, err)
@@ -146,7 +146,7 @@ func TestRenderRefusesYAMLBombs(t *testing.T) {
 		"kustomization/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
 		"ok/cm.yaml":                       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
 	}, "bombs")
-	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
 	require.NoError(t, err)
 	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
 	require.NoError(t, err)
@@ -186,7 +186,7 @@ func TestRenderRefusesCustomOpenAPI(t *testing.T) {
 		"plain/kustomization.yaml":  "resources: [d.yaml]\npatches:\n- patch: |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: web}\n    spec: {template: {spec: {containers: [{name: web, image: 'nginx:2'}]}}}\n",
 		"plain/d.yaml":              deployment,
 	}, "openapi")
-	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
 	require.NoError(t, err)
 	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
 	require.NoError(t, err)
@@ -226,7 +226,7 @@ func TestRemoteBasesModeReadsNoHostFile(t *testing.T) {
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "hostfiles")
 	repo.MustCommit(t, files, "host files")
-	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
 	require.NoError(t, err)
 	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
 	require.NoError(t, err)

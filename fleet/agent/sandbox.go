@@ -47,9 +47,10 @@ type Sandbox struct {
 	Command []string
 	Env     []string
 	// GitDir is the agent's Git cache, which the worker reads (no network).
-	GitDir      string
-	MaxFileSize int64
-	Options     RenderOptions
+	GitDir        string
+	MaxFileSize   int64
+	AllowLoopback bool
+	Options       RenderOptions
 	// Timeout (default 30s) and MemoryBytes (resident, default 160 MiB)
 	// bound one render; Concurrency (default 2) bounds renders at once, so
 	// that Concurrency × MemoryBytes plus the agent fit its memory limit.
@@ -69,13 +70,14 @@ const (
 
 // renderRequest is what the parent sends the worker on stdin.
 type renderRequest struct {
-	GitDir      string                       `json:"gitDir"`
-	RepoURL     string                       `json:"repoURL"`
-	Revision    string                       `json:"revision"`
-	MaxFileSize int64                        `json:"maxFileSize"`
-	MemoryBytes int64                        `json:"memoryBytes"`
-	Source      flotillav1.ApplicationSource `json:"source"`
-	Options     RenderOptions                `json:"options"`
+	GitDir        string                       `json:"gitDir"`
+	RepoURL       string                       `json:"repoURL"`
+	Revision      string                       `json:"revision"`
+	MaxFileSize   int64                        `json:"maxFileSize"`
+	AllowLoopback bool                         `json:"allowLoopback,omitempty"`
+	MemoryBytes   int64                        `json:"memoryBytes"`
+	Source        flotillav1.ApplicationSource `json:"source"`
+	Options       RenderOptions                `json:"options"`
 }
 
 // renderResponse is what the worker writes on stdout.
@@ -109,7 +111,7 @@ func (s *Sandbox) Render(ctx context.Context, snap *git.Snapshot, src flotillav1
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	req, err := json.Marshal(renderRequest{GitDir: s.GitDir, RepoURL: snap.URL, Revision: snap.Revision, MaxFileSize: s.MaxFileSize,
+	req, err := json.Marshal(renderRequest{GitDir: s.GitDir, RepoURL: snap.URL, Revision: snap.Revision, MaxFileSize: s.MaxFileSize, AllowLoopback: s.AllowLoopback,
 		MemoryBytes: s.MemoryBytes, Source: src, Options: s.Options})
 	if err != nil {
 		return nil, err
@@ -271,7 +273,7 @@ func RenderWorker(in io.Reader, out io.Writer) error {
 }
 
 func renderFromCache(req renderRequest) ([]*unstructured.Unstructured, error) {
-	cache, err := git.New(git.Options{Dir: req.GitDir, MaxFileSize: req.MaxFileSize})
+	cache, err := git.New(git.Options{Dir: req.GitDir, MaxFileSize: req.MaxFileSize, AllowLoopback: req.AllowLoopback})
 	if err != nil {
 		return nil, err
 	}

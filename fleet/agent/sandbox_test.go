@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 func sandbox(cache *git.Cache, timeout time.Duration, memory int64) *agent.Sandbox {
-	return &agent.Sandbox{Command: []string{os.Args[0]}, Env: []string{workerEnv + "=1"}, GitDir: cache.Dir(),
+	return &agent.Sandbox{Command: []string{os.Args[0]}, Env: []string{workerEnv + "=1"}, GitDir: cache.Dir(), AllowLoopback: true,
 		Timeout: timeout, MemoryBytes: memory}
 }
 
@@ -45,7 +45,7 @@ func snapshotOf(t *testing.T, files map[string]string) (*git.Cache, *git.Snapsho
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "sandbox")
 	repo.MustCommit(t, files, "sandbox")
-	cache, err := git.New(git.Options{Dir: filepath.Join(t.TempDir(), "git")})
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
 	require.NoError(t, err)
 	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
 	require.NoError(t, err)

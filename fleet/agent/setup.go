@@ -35,10 +35,12 @@ type Options struct {
 	WatchNamespaces []string
 	// RenderCommand starts the render sandbox's worker (the agent binary's
 	// `render` command); empty renders in process, without budgets.
-	RenderCommand     []string
-	RenderTimeout     time.Duration
-	RenderMemory      int64
-	RenderConcurrency int
+	// AllowLoopbackRepos lets repoURLs name this machine (local testing).
+	AllowLoopbackRepos bool
+	RenderCommand      []string
+	RenderTimeout      time.Duration
+	RenderMemory       int64
+	RenderConcurrency  int
 }
 
 // Scheme is the agent's scheme: built-in kinds, CRDs and Flotilla's API.
@@ -76,13 +78,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Namespace == "" {
 		o.Namespace = flotillav1.SystemNamespace
 	}
-	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize})
+	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize, AllowLoopback: o.AllowLoopbackRepos})
 	if err != nil {
 		return err
 	}
 	var renderer Renderer = InProcess{Options: o.Render}
 	if len(o.RenderCommand) > 0 {
-		renderer = &Sandbox{Command: o.RenderCommand, GitDir: cache.Dir(), MaxFileSize: o.MaxFileSize, Options: o.Render,
+		renderer = &Sandbox{Command: o.RenderCommand, GitDir: cache.Dir(), MaxFileSize: o.MaxFileSize, AllowLoopback: o.AllowLoopbackRepos, Options: o.Render,
 			Timeout: o.RenderTimeout, MemoryBytes: o.RenderMemory, Concurrency: o.RenderConcurrency}
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,

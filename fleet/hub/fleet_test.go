@@ -140,6 +140,7 @@ func (f *fleetEnv) startHub(t testing.TB, opts hub.Options) (stop func()) {
 	if opts.GitCacheDir == "" {
 		opts.GitCacheDir = filepath.Join(t.TempDir(), "git")
 	}
+	opts.AllowLoopbackRepos = true // test Git servers listen on 127.0.0.1
 	if opts.ProbeInterval == 0 {
 		opts.ProbeInterval = time.Second
 	}

@@ -44,6 +44,8 @@ type Options struct {
 	PerClusterWrites int
 	// SetWriters bounds each ApplicationSet's parallel Application writes.
 	SetWriters int
+	// AllowLoopbackRepos lets repoURLs name this machine (local testing).
+	AllowLoopbackRepos bool
 }
 
 // CacheOptions limits the manager's Secret cache to the system namespace:
@@ -81,7 +83,7 @@ func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
 	if err := mgr.Add(pool); err != nil {
 		return nil, err
 	}
-	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout,
+	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos,
 		Credentials: secretCredentials{reader: mgr.GetClient(), namespace: o.Namespace}})
 	if err != nil {
 		return nil, err

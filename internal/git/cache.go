@@ -47,6 +47,8 @@ type Options struct {
 	Credentials CredentialSource
 	// MaxFileSize caps ReadFile (default 1 MiB).
 	MaxFileSize int64
+	// AllowLoopback lets repoURLs name this machine (local test servers).
+	AllowLoopback bool
 }
 
 // Cache is a concurrency-safe set of on-disk repository caches.
@@ -100,7 +102,7 @@ func (c *Cache) repoDir(url string) string {
 }
 
 func (c *Cache) repo(url string) (*repo, error) {
-	if err := ValidateURL(url); err != nil {
+	if err := validateURL(url, c.opts.AllowLoopback); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -282,11 +284,19 @@ func describeNetErr(ctx context.Context, what string, timeout time.Duration, err
 // ValidateURL accepts https://, http://, ssh://, git:// and scp-like
 // user@host:path URLs. Local paths and file:// are refused: a manifest must
 // not read the controller's own disk.
-func ValidateURL(u string) error {
+//
+// Link-local and cloud metadata hosts are refused, and so is loopback.
+func ValidateURL(u string) error { return validateURL(u, false) }
+
+func validateURL(u string, allowLoopback bool) error {
 	if u == "" {
 		return errors.New("repoURL is empty")
 	}
-	if _, err := parseLocation(u); err != nil {
+	l, err := parseLocation(u)
+	if err == nil {
+		err = checkHost(l.host, allowLoopback)
+	}
+	if err != nil {
 		return fmt.Errorf("repoURL %s: %w", RedactURL(u), err)
 	}
 	return nil

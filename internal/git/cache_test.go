@@ -27,6 +27,7 @@ func newCache(t *testing.T, opts git.Options) *git.Cache {
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(t.TempDir(), "cache")
 	}
+	opts.AllowLoopback = true // the test servers listen on 127.0.0.1
 	c, err := git.New(opts)
 	require.NoError(t, err)
 	return c

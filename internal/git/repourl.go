@@ -3,6 +3,7 @@ package git
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"strings"
@@ -87,4 +88,35 @@ func RedactURL(raw string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+// metadataHosts are cloud metadata services by name.
+var metadataHosts = map[string]bool{"metadata.google.internal": true, "metadata": true, "metadata.azure.com": true}
+
+// checkHost refuses repository hosts that reach the machine's own
+// surroundings rather than a Git server: link-local and cloud metadata
+// addresses always, loopback unless allowed (local test servers).
+func checkHost(host string, allowLoopback bool) error {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if metadataHosts[h] {
+		return fmt.Errorf("host %s is a cloud metadata service, not a Git server", host)
+	}
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		if allowLoopback {
+			return nil
+		}
+		return fmt.Errorf("host %s is this machine: loopback repositories are refused (flag --allow-loopback-repositories for local testing)", host)
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	if ip == nil {
+		return nil
+	}
+	switch {
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsUnspecified(), ip.IsMulticast(),
+		ip.Equal(net.ParseIP("fd00:ec2::254")), ip.Equal(net.ParseIP("100.100.100.200")):
+		return fmt.Errorf("address %s is link-local, unspecified or a cloud metadata service, not a Git server", host)
+	case ip.IsLoopback() && !allowLoopback:
+		return fmt.Errorf("address %s is this machine: loopback repositories are refused (flag --allow-loopback-repositories for local testing)", host)
+	}
+	return nil
 }

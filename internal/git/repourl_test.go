@@ -69,8 +69,21 @@ func TestValidateURLRefusesUserinfo(t *testing.T) {
 		assert.NotContains(t, err.Error(), "token", "no secret in the error")
 		assert.NotContains(t, err.Error(), "password")
 	}
-	for _, u := range []string{"https://git.example.com/x.git", "http://127.0.0.1:8080/x.git", "ssh://git@git.example.com/x.git", "git@git.example.com:org/x.git", "git://git.example.com/x.git"} {
+	for _, u := range []string{"https://git.example.com/x.git", "http://10.0.0.1:8080/x.git", "ssh://git@git.example.com/x.git", "git@git.example.com:org/x.git", "git://git.example.com/x.git"} {
 		assert.NoError(t, ValidateURL(u), u)
 	}
 	assert.Equal(t, "https://git.example.com/x.git", RedactURL("https://user:token@git.example.com/x.git"))
+}
+
+// TestValidateURLRefusesLocalTargets: link-local and metadata addresses are
+// never repositories; loopback only when allowed (local test servers).
+func TestValidateURLRefusesLocalTargets(t *testing.T) {
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data.git", "http://[fd00:ec2::254]/x.git", "http://metadata.google.internal/x.git",
+		"http://[fe80::1]/x.git", "http://0.0.0.0/x.git", "http://100.100.100.200/x.git", "git@169.254.169.254:x.git"} {
+		assert.Error(t, validateURL(u, true), u)
+	}
+	for _, u := range []string{"http://127.0.0.1:8080/x.git", "http://localhost/x.git", "http://[::1]/x.git"} {
+		assert.ErrorContains(t, validateURL(u, false), "loopback repositories are refused", u)
+		assert.NoError(t, validateURL(u, true), u)
+	}
 }

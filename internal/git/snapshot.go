@@ -272,7 +272,7 @@ func (c *Cache) LocalSnapshot(repoURL, sha string) (*Snapshot, error) {
 	if !shaPattern.MatchString(sha) {
 		return nil, fmt.Errorf("not a commit SHA: %q", sha)
 	}
-	if err := ValidateURL(repoURL); err != nil {
+	if err := validateURL(repoURL, c.opts.AllowLoopback); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(c.repoDir(repoURL)); err != nil {

@@ -255,7 +255,7 @@ func (f *Fleet) StartHub() error {
 		}
 		args := []string{"--kubeconfig=" + f.Hub.Kubeconfig, "--namespace=" + flotillav1.SystemNamespace,
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "hub-git-cache"), "--probe-interval=2s", "--heartbeat-grace=15s",
+			"--git-cache-dir=" + filepath.Join(f.Dir, "hub-git-cache"), "--allow-loopback-repositories", "--probe-interval=2s", "--heartbeat-grace=15s",
 			"--git-poll-interval=15s", "--git-timeout=10s", "--cluster-timeout=5s"}
 		f.HubProcess = &controlplane.Process{Name: "flotilla-hub", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-hub"), Log: filepath.Join(f.LogDir, "flotilla-hub.log"),
 			Args: append(args, f.opts.HubArgs...), Env: f.opts.HubEnv}
@@ -294,7 +294,7 @@ func (f *Fleet) StartAgent(name string) error {
 		}
 		args := []string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + flotillav1.SystemNamespace, "--identity=" + name + "-agent",
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", name, "git-cache"), "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", name, "git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}
 		c.Agent = &controlplane.Process{Name: name + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"), Log: filepath.Join(f.LogDir, name+"-flotilla-agent.log"),
 			Args: append(args, f.opts.AgentArgs...)}
 	}
@@ -398,7 +398,7 @@ func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, ar
 		Log: filepath.Join(f.LogDir, spoke+"-"+namespace+"-flotilla-agent.log"),
 		Args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + namespace, "--identity=" + spoke + "-" + namespace,
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}, args...)}
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}, args...)}
 	f.mu.Lock()
 	f.extra = append(f.extra, p)
 	f.mu.Unlock()
