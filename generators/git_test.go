@@ -110,7 +110,7 @@ func TestGitGenerators(t *testing.T) {
 			gens:    `[{git: {repoURL: REPO, revision: no-such-branch, directories: [{path: 'apps/*'}]}}]`,
 			wantErr: `generators[0] (git): resolve "no-such-branch"`},
 	}
-	e := gitEngine(t, git.Options{AllowLoopback: true, })
+	e := gitEngine(t, git.Options{AllowLoopback: true})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := e.Generate(t.Context(), gens(t, strings.ReplaceAll(tc.gens, "REPO", url)))
