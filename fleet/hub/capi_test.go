@@ -39,10 +39,10 @@ func TestClusterAPIImport(t *testing.T) {
 	require.NoError(t, spoke.Client.Create(ctx, binding))
 
 	require.NoError(t, hc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clusters"}}))
-	cluster := &clusterv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod-eu-9", Namespace: "clusters", Labels: map[string]string{"env": "prod", "region": "eu"}},
+	cluster := &clusterv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod-eu-9", Namespace: "clusters", Labels: map[string]string{"env": "prod", "region": "eu", "tier": "gold", flotillav1.LabelCluster: "forged"}},
 		Spec: clusterv1.ClusterSpec{Paused: ptr.To(false)}}
 	require.NoError(t, hc.Create(ctx, cluster))
-	f.startHub(t, hub.Options{})
+	f.startHub(t, hub.Options{CAPICopyLabels: []string{"env", "region"}})
 
 	// Not provisioned yet: no kubeconfig, no MemberCluster.
 	time.Sleep(time.Second)
@@ -68,6 +68,8 @@ func TestClusterAPIImport(t *testing.T) {
 	require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: "prod-eu-9"}, mc))
 	assert.Equal(t, "prod", mc.Labels["env"])
 	assert.Equal(t, "eu", mc.Labels["region"])
+	assert.NotContains(t, mc.Labels, "tier", "only the labels the hub copies")
+	assert.NotContains(t, mc.Labels, flotillav1.LabelCluster, "never Flotilla's own")
 	assert.Equal(t, "clusters.prod-eu-9", mc.Labels[flotillav1.LabelCAPICluster])
 	assert.Equal(t, "clusters/prod-eu-9", mc.Annotations[flotillav1.AnnotationCAPICluster])
 

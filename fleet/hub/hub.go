@@ -46,6 +46,9 @@ type Options struct {
 	SetWriters int
 	// AllowLoopbackRepos lets repoURLs name this machine (local testing).
 	AllowLoopbackRepos bool
+	// CAPICopyLabels are the Cluster API Cluster label keys (globs) copied
+	// to imported MemberClusters; none by default.
+	CAPICopyLabels []string
 }
 
 // CacheOptions limits the manager's Secret cache to the system namespace:
@@ -106,7 +109,7 @@ func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
 	}
 	if capi.Available(mgr.GetRESTMapper()) {
 		setups = append(setups, &capi.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: o.Namespace,
-			Recorder: mgr.GetEventRecorder("flotilla-hub")})
+			Recorder: mgr.GetEventRecorder("flotilla-hub"), CopyLabels: o.CAPICopyLabels})
 	} else {
 		mgr.GetLogger().Info("Cluster API import is off: clusters.cluster.x-k8s.io is not served by this hub")
 	}

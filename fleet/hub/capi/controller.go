@@ -1,7 +1,7 @@
 // Package capi imports Cluster API clusters into the fleet: every
 // clusters.cluster.x-k8s.io Cluster with a <name>-kubeconfig Secret becomes
-// a MemberCluster (labels copied, plus one naming the CAPI cluster), and
-// leaves the fleet when the Cluster is deleted.
+// a MemberCluster (with the labels CopyLabels names, plus one naming the
+// CAPI cluster), and leaves the fleet when the Cluster is deleted.
 package capi
 
 import (
@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,6 +44,11 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	// Resync re-checks Clusters whose kubeconfig is not there yet (default 30s).
 	Resync time.Duration
+	// CopyLabels are the Cluster label keys (globs, e.g. "env",
+	// "fleet.example.com/*") copied to the MemberCluster. None by default:
+	// whoever may create a Cluster and its Secret must not choose which
+	// sets deploy there (env=prod) unless the hub's operator says so.
+	CopyLabels []string
 }
 
 // SetupWithManager registers the importer.
@@ -117,7 +124,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	labels := map[string]string{}
 	for k, v := range c.Labels {
-		labels[k] = v
+		if r.copies(k) {
+			labels[k] = v
+		}
 	}
 	labels[flotillav1.LabelCAPICluster] = ref
 	mc := &flotillav1.MemberCluster{
@@ -149,4 +158,17 @@ func (r *Reconciler) remove(ctx context.Context, key types.NamespacedName) error
 	}
 	return client.IgnoreNotFound(r.Client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(r.Namespace),
 		client.MatchingLabels{flotillav1.LabelCAPICluster: ref}))
+}
+
+// copies reports whether a Cluster label key is one CopyLabels names.
+func (r *Reconciler) copies(key string) bool {
+	if strings.HasPrefix(key, "flotilla.dev/") {
+		return false // Flotilla's own labels are never taken from a Cluster
+	}
+	for _, glob := range r.CopyLabels {
+		if ok, _ := path.Match(glob, key); ok {
+			return true
+		}
+	}
+	return false
 }
