@@ -212,7 +212,14 @@ func toObjects(resMap resmap.ResMap) ([]*unstructured.Unstructured, error) {
 func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string, maxTotal int64) error {
 	var total int64
 	under := func(p string) bool { return appPath == "" || p == appPath || strings.HasPrefix(p, appPath+"/") }
+	links := map[string]string{} // symlink → the directory inside the repository it names
 	for _, f := range tree.Files() {
+		if tree.IsSymlink(f) {
+			if real, kind, err := tree.Resolve(f); err == nil && kind == git.KindDir {
+				links[f] = real
+				continue
+			}
+		}
 		raw, err := tree.ReadFile(f)
 		if err != nil {
 			if under(f) {
@@ -240,6 +247,38 @@ func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string,
 			return err
 		}
 		if err := fs.WriteFile(full, raw); err != nil {
+			return err
+		}
+	}
+	return linkDirs(fs, repoRoot, links, &total, maxTotal)
+}
+
+// linkDirs shows a linked directory's loaded files under the symlink's path
+// too (the in-memory filesystem has no symlinks); they count again toward
+// the size limit.
+func linkDirs(fs filesys.FileSystem, repoRoot string, links map[string]string, total *int64, maxTotal int64) error {
+	for link, real := range links {
+		if !fs.Exists(path.Join(repoRoot, real)) {
+			continue // nothing under it was loaded
+		}
+		err := fs.Walk(path.Join(repoRoot, real), func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() {
+				return err
+			}
+			raw, err := fs.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if *total += int64(len(raw)); *total > maxTotal {
+				return fmt.Errorf("%w: the repository holds more than %d bytes of files (symlinked directories count again): split it or raise --max-render-bytes", ErrRender, maxTotal)
+			}
+			dst := path.Join(repoRoot, link, strings.TrimPrefix(p, path.Join(repoRoot, real)))
+			if err := fs.MkdirAll(path.Dir(dst)); err != nil {
+				return err
+			}
+			return fs.WriteFile(dst, raw)
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -240,3 +240,25 @@ func TestRemoteBasesModeReadsNoHostFile(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderFollowsDirectorySymlinks: a symlink to a directory inside the
+// repository works as that directory (one that leaves it is refused).
+func TestRenderFollowsDirectorySymlinks(t *testing.T) {
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "links")
+	repo.MustCommit(t, map[string]string{
+		"shared/kustomization.yaml": "resources: [cm.yaml]\n",
+		"shared/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\n",
+		"app/kustomization.yaml":    "resources: [shared]\nnamePrefix: app-\n",
+	}, "shared")
+	_, err := repo.Symlink("app/shared", "../shared", "link the shared base")
+	require.NoError(t, err)
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
+	require.NoError(t, err)
+	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+	objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "app"}, agent.RenderOptions{})
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	assert.Equal(t, "app-shared", objs[0].GetName())
+}
