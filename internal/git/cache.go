@@ -194,16 +194,23 @@ func (c *Cache) fetchSHA(ctx context.Context, r *repo, sha string, auth transpor
 	} else if ctx.Err() != nil {
 		return describeNetErr(ctx, "fetch commit "+sha+" of "+r.url, c.opts.Timeout, err)
 	}
+	// The server does not hand out commits by SHA: look in the recent
+	// history of its branches and tags, never in all of it (an unknown SHA
+	// must not cost a full clone).
 	all := []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
-	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: all, Auth: auth, Tags: gogit.NoTags, Force: true})
+	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: all, Depth: MaxSHADepth, Auth: auth, Tags: gogit.NoTags, Force: true})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return describeNetErr(ctx, "fetch "+r.url, c.opts.Timeout, err)
 	}
 	if !r.hasCommit(sha) {
-		return fmt.Errorf("resolve %s in %s: %w: no such commit on any branch or tag", sha, r.url, ErrUnknownRevision)
+		return fmt.Errorf("resolve %s in %s: %w: no such commit among the last %d of any branch or tag (pin a branch or tag, or a more recent commit)", sha, r.url, ErrUnknownRevision, MaxSHADepth)
 	}
 	return nil
 }
+
+// MaxSHADepth is how far back on each branch and tag a commit SHA the
+// server will not serve directly is looked for.
+const MaxSHADepth = 50
 
 func (r *repo) hasCommit(sha string) bool {
 	_, err := r.r.CommitObject(plumbing.NewHash(sha))

@@ -295,3 +295,20 @@ func TestCredentialsNotSentAcrossRedirect(t *testing.T) {
 		assert.Empty(t, a, "credentials followed the redirect to another origin")
 	}
 }
+
+// TestOldCommitSHAIsBounded: a commit the server does not hand out by SHA
+// is looked for in the recent history of branches and tags only, so an
+// unknown or very old SHA fails instead of cloning everything.
+func TestOldCommitSHAIsBounded(t *testing.T) {
+	repo := gittest.New(t).Repo(t, "history")
+	first := repo.MustCommit(t, map[string]string{"f.txt": "0"}, "commit 0")
+	for i := 1; i <= git.MaxSHADepth+5; i++ {
+		repo.MustCommit(t, map[string]string{"f.txt": fmt.Sprint(i)}, fmt.Sprintf("commit %d", i))
+	}
+	c := newCache(t, git.Options{Timeout: 20 * time.Second})
+	_, err := c.Resolve(t.Context(), repo.URL, first)
+	require.ErrorIs(t, err, git.ErrUnknownRevision)
+	assert.ErrorContains(t, err, fmt.Sprintf("no such commit among the last %d", git.MaxSHADepth))
+	_, err = c.Resolve(t.Context(), repo.URL, "0123456789abcdef0123456789abcdef01234567")
+	require.ErrorIs(t, err, git.ErrUnknownRevision, "an unknown SHA fails")
+}
