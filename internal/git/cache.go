@@ -32,6 +32,7 @@ const (
 	DefaultTimeout     = 60 * time.Second
 	DefaultMaxFileSize = 1 << 20 // 1 MiB
 	snapshotCacheSize  = 64
+	objectCacheSize    = 64 * cache.MiByte
 )
 
 // ErrUnknownRevision means the remote has no branch, tag or commit of that name.
@@ -61,6 +62,10 @@ type Cache struct {
 	snapMu    sync.Mutex
 	snapshots map[string]*Snapshot // key: url + "@" + sha
 	snapOrder []string
+	// objects is one decoded-object LRU for every repository (objects are
+	// keyed by hash, so sharing is safe): memory stays bounded however many
+	// repositories the fleet uses (go-git's default is 96 MiB each).
+	objects *cache.ObjectLRU
 }
 
 type repo struct {
@@ -89,7 +94,7 @@ func New(opts Options) (*Cache, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("git cache: create %s: %w", abs, err)
 	}
-	return &Cache{opts: opts, repos: map[string]*repo{}, snapshots: map[string]*Snapshot{}}, nil
+	return &Cache{opts: opts, repos: map[string]*repo{}, snapshots: map[string]*Snapshot{}, objects: cache.NewObjectLRU(objectCacheSize)}, nil
 }
 
 // Dir is the cache root.
@@ -112,7 +117,7 @@ func (c *Cache) repo(url string) (*repo, error) {
 	}
 	dir := c.repoDir(url)
 	// BoundOS keeps every path go-git touches inside dir.
-	storage := filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
+	storage := filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), c.objects)
 	r, err := gogit.Open(storage, nil)
 	if errors.Is(err, gogit.ErrRepositoryNotExists) {
 		r, err = gogit.Init(storage, nil)
