@@ -1,7 +1,6 @@
 package generators_test
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
 func gitEngine(t testing.TB, opts git.Options) *generators.Engine {
@@ -38,7 +38,7 @@ func TestGitGenerators(t *testing.T) {
 		"clusters/staging-1/config.yaml":      "cluster:\n  name: staging-1\n  replicas: 1\ntier: bronze\n",
 		"clusters/many/list.yaml":             "- {cluster: {name: a}}\n- {cluster: {name: b}}\n",
 		"broken/config.yaml":                  "cluster: [unclosed\n",
-		"bomb/config.yaml":                    "a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n" + bombLevels(9),
+		"bomb/config.yaml":                    yamlbound.Bomb(9),
 		"scalar/config.yaml":                  "just a string\n",
 		"big/config.yaml":                     "data: " + strings.Repeat("x", 2<<20) + "\n",
 		"README.md":                           "# deploy\n",
@@ -145,13 +145,4 @@ func TestGitUnreachable(t *testing.T) {
 	assert.Contains(t, err.Error(), "generators[1] (git)")
 	assert.Contains(t, err.Error(), "timed out after 300ms")
 	assert.Nil(t, got)
-}
-
-// bombLevels are the alias levels of a billion-laughs document over a0.
-func bombLevels(n int) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "a%d: &a%d [*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d]\n", i, i, i-1)
-	}
-	return b.String()
 }

@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -20,18 +19,10 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/procstat"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
-
-// bomb is a billion-laughs ConfigMap of about 600 bytes.
-func bomb() string {
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
-	for i := 1; i <= 9; i++ {
-		fmt.Fprintf(&b, "  a%d: &a%d [*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d]\n", i, i, i-1)
-	}
-	return b.String()
-}
 
 // TestAgentSurvivesBombs runs the real agent binary with Applications that
 // would exhaust its memory (alias bombs in a manifest and in an inline
@@ -44,7 +35,7 @@ func TestAgentSurvivesBombs(t *testing.T) {
 	bin := testenv.BuildBinary(t, "flotilla-agent")
 	require.NoError(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: flotillav1.SystemNamespace}}))
 	files := map[string]string{
-		"bomb/cm.yaml":  bomb(),
+		"bomb/cm.yaml":  yamlbound.Bomb(9),
 		"plain/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {from: git}\n",
 	}
 	// The heavy app has a repository of its own: a render loads its whole
@@ -92,7 +83,7 @@ func TestAgentSurvivesBombs(t *testing.T) {
 		return a
 	}
 	for _, a := range []*flotillav1.Application{
-		app("bomb", "bomb"), app("patch-bomb", "plain", flotillav1.KustomizePatch{Patch: bomb()}), app("heavy", "heavy"), app("plain", "plain"),
+		app("bomb", "bomb"), app("patch-bomb", "plain", flotillav1.KustomizePatch{Patch: yamlbound.Bomb(9)}), app("heavy", "heavy"), app("plain", "plain"),
 	} {
 		require.NoError(t, env.Client.Create(ctx, a))
 	}
@@ -114,22 +105,8 @@ func TestAgentSurvivesBombs(t *testing.T) {
 		return len(missing) == 0, strings.Join(missing, "; ")
 	})
 	require.Nil(t, cmd.ProcessState, "the agent is still running")
-	peak := peakRSS(t, cmd.Process.Pid)
-	t.Logf("agent peak RSS %d MiB", peak>>20)
-	assert.Less(t, peak, int64(256<<20), "the agent's own peak memory")
-}
-
-// peakRSS reads VmHWM of a process.
-func peakRSS(t *testing.T, pid int) int64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	stats, err := procstat.Read(cmd.Process.Pid)
 	require.NoError(t, err)
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			require.NoError(t, err)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
+	t.Logf("agent peak RSS %.0f MiB", stats.PeakRSSMiB)
+	assert.Less(t, stats.PeakRSSMiB, 256.0, "the agent's own peak memory (MiB)")
 }

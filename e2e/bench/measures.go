@@ -27,8 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/internal/controlplane"
 	"github.com/flotilla-dev/flotilla/internal/localfleet"
+	"github.com/flotilla-dev/flotilla/internal/procstat"
 )
 
 // --- 1. generator ---------------------------------------------------------
@@ -172,7 +172,7 @@ func benchFanout(ctx context.Context, c config, s fanoutSize) (*fanoutResult, er
 	}
 	time.Sleep(3 * time.Second)
 	pid := f.HubProcess.Pid()
-	before, err := controlplane.ReadStats(pid)
+	before, err := procstat.Read(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -233,14 +233,14 @@ spec:
 	if deliveredAt == 0 || copiesAt == 0 {
 		return nil, fmt.Errorf("not delivered after 10m: %s", obs.progress())
 	}
-	after, err := controlplane.ReadStats(pid)
+	after, err := procstat.Read(pid)
 	if err != nil {
 		return nil, err
 	}
 	// Memory is read once the burst has settled: what the hub holds for
 	// these Applications, not the garbage of creating them.
 	time.Sleep(settle)
-	settled, err := controlplane.ReadStats(pid)
+	settled, err := procstat.Read(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +378,7 @@ func cpuByProcess(f *localfleet.Fleet) map[string]float64 {
 		if pid == 0 {
 			continue
 		}
-		st, err := controlplane.ReadStats(pid)
+		st, err := procstat.Read(pid)
 		if err != nil {
 			continue
 		}

@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-	"github.com/flotilla-dev/flotilla/internal/controlplane"
 	"github.com/flotilla-dev/flotilla/internal/localfleet"
+	"github.com/flotilla-dev/flotilla/internal/procstat"
 )
 
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) error {
@@ -318,7 +318,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 		return nil, err
 	}
 	time.Sleep(2 * time.Second)
-	base, err := controlplane.ReadStats(agent.Pid())
+	base, err := procstat.Read(agent.Pid())
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +351,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 		return nil, err
 	}
 	res := &agentResult{apps: apps, objects: objects, wall: time.Since(start)}
-	synced, err := controlplane.ReadStats(agent.Pid())
+	synced, err := procstat.Read(agent.Pid())
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +360,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 		idle = 15 * time.Second
 	}
 	time.Sleep(idle)
-	end, err := controlplane.ReadStats(agent.Pid())
+	end, err := procstat.Read(agent.Pid())
 	if err != nil {
 		return nil, err
 	}

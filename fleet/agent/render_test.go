@@ -15,6 +15,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
 const deployment = `apiVersion: apps/v1
@@ -124,16 +125,6 @@ func TestRender(t *testing.T) {
 	}
 }
 
-// bomb is a billion-laughs ConfigMap: ~600 bytes that expand to 10^9 nodes.
-func bomb(levels int) string {
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
-	for i := 1; i <= levels; i++ {
-		fmt.Fprintf(&b, "  a%d: &a%d [*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d]\n", i, i, i-1)
-	}
-	return b.String()
-}
-
 // TestRenderRefusesYAMLBombs: an alias bomb in a manifest, a kustomization
 // or an Application's inline patch fails that render at once, allocating
 // little; a bomb elsewhere in the repository does not break other apps.
@@ -141,8 +132,8 @@ func TestRenderRefusesYAMLBombs(t *testing.T) {
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "bombs")
 	repo.MustCommit(t, map[string]string{
-		"manifest/cm.yaml":                 bomb(9),
-		"kustomization/kustomization.yaml": "resources: [cm.yaml]\n" + strings.TrimPrefix(bomb(9), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n"),
+		"manifest/cm.yaml":                 yamlbound.Bomb(9),
+		"kustomization/kustomization.yaml": "resources: [cm.yaml]\n" + strings.TrimPrefix(yamlbound.Bomb(9), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\n"),
 		"kustomization/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
 		"ok/cm.yaml":                       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
 	}, "bombs")
@@ -152,7 +143,7 @@ func TestRenderRefusesYAMLBombs(t *testing.T) {
 	require.NoError(t, err)
 
 	patchBomb := flotillav1.ApplicationSource{Path: "ok", Kustomize: &flotillav1.KustomizeSource{
-		Patches: []flotillav1.KustomizePatch{{Patch: bomb(9)}}}}
+		Patches: []flotillav1.KustomizePatch{{Patch: yamlbound.Bomb(9)}}}}
 	for name, src := range map[string]flotillav1.ApplicationSource{
 		"manifest":      {Path: "manifest"},
 		"kustomization": {Path: "kustomization"},

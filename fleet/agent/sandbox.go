@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/procstat"
 )
 
 // Renderer turns an Application's source at a fetched commit into objects.
@@ -194,27 +194,13 @@ func watchMemory(p *os.Process, budget int64, over chan<- int64, done <-chan str
 			return
 		case <-t.C:
 		}
-		if rss := residentBytes(p.Pid); rss > budget {
+		st, err := procstat.Read(p.Pid)
+		if rss := int64(st.RSSMiB * (1 << 20)); err == nil && rss > budget {
 			over <- rss
 			_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 			return
 		}
 	}
-}
-
-// residentBytes reads VmRSS from /proc (0 when it cannot).
-func residentBytes(pid int) int64 {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func lastLine(s string) string {

@@ -2,7 +2,6 @@ package yamlbound_test
 
 import (
 	"errors"
-	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,17 +12,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
-// Bomb is a billion-laughs document of n levels of 10 aliases each, under
-// a Kubernetes-looking object.
-func Bomb(levels int) string {
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
-	for i := 1; i <= levels; i++ {
-		fmt.Fprintf(&b, "  a%d: &a%d [*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d,*a%[3]d]\n", i, i, i-1)
-	}
-	return b.String()
-}
-
 func TestCheck(t *testing.T) {
 	deep := strings.Repeat("[", 300) + strings.Repeat("]", 300)
 	cases := []struct {
@@ -33,7 +21,7 @@ func TestCheck(t *testing.T) {
 		{"a manifest", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: b}\n", false},
 		{"a few aliases", "a: &x {b: c}\nd: *x\ne: *x\n", false},
 		{"many documents", strings.Repeat("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n", 2000), false},
-		{"billion laughs", Bomb(9), true},
+		{"billion laughs", yamlbound.Bomb(9), true},
 		{"nested too deep", deep, true},
 		{"recursive alias", "a: &x [1, *x]\n", true},
 		{"not YAML", "a: [\n", false},
@@ -54,7 +42,7 @@ func TestCheck(t *testing.T) {
 // TestCheckIsCheap: refusing a bomb costs kilobytes, not the gigabytes its
 // expansion would.
 func TestCheckIsCheap(t *testing.T) {
-	bomb := []byte(Bomb(9))
+	bomb := []byte(yamlbound.Bomb(9))
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
