@@ -240,6 +240,20 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 		mustRun(t, "cluster", "register", "spoke", "--kubeconfig", kc, "--context", "spoke", "--labels", "env=dev,region=eu", "--agent-mode", "local", "--timeout", "1m")
 		second := hubTokenSecret(t, sc)
 		require.NotEqual(t, firstToken, second, "the token was not rotated")
+		// The old token was revoked only once the hub used the new one.
+		secret := &corev1.Secret{}
+		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "cluster-spoke-kubeconfig"}, secret))
+		mc := &flotillav1.MemberCluster{}
+		require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: "spoke"}, mc))
+		require.Equal(t, secret.ResourceVersion, mc.Status.CredentialsVersion, "the hub probed with the new Secret before the old token went")
+		// The token's real expiry is recorded and reported.
+		expires, err := time.Parse(time.RFC3339, secret.Annotations[flotillav1.AnnotationTokenExpires])
+		require.NoError(t, err)
+		require.WithinDuration(t, time.Now().Add(365*24*time.Hour), expires, time.Hour)
+		testenv.Eventually(t, 20*time.Second, "expiry on the MemberCluster", func() (bool, string) {
+			require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: "spoke"}, mc))
+			return mc.Status.CredentialsExpireTime != nil && mc.Status.CredentialsExpireTime.Time.Equal(expires), fmt.Sprint(mc.Status.CredentialsExpireTime)
+		})
 		testenv.Eventually(t, 20*time.Second, "spoke stays Ready with the new token", func() (bool, string) {
 			mc := &flotillav1.MemberCluster{}
 			require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: "spoke"}, mc))

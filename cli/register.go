@@ -159,17 +159,23 @@ func validateLabel(k, v string) error {
 }
 
 // registerOnHub stores the spoke's kubeconfig Secret and the MemberCluster.
-func (o *registerOptions) registerOnHub(ctx context.Context, s Streams, hub *conn, name string, labels map[string]string, kubeconfig []byte) error {
+// It returns the Secret's resourceVersion.
+func (o *registerOptions) registerOnHub(ctx context.Context, s Streams, hub *conn, name string, labels map[string]string, token *hubToken) (string, error) {
 	fmt.Fprintf(s.ErrOut, "On the hub: storing the kubeconfig and creating MemberCluster %s\n", name)
 	secretName := "cluster-" + name + "-kubeconfig"
 	secret := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: flotillav1.SystemNamespace, Labels: map[string]string{flotillav1.LabelCluster: name, "app.kubernetes.io/managed-by": "flotilla"}},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{kubeconfigKey: kubeconfig},
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: flotillav1.SystemNamespace,
+			Labels:      map[string]string{flotillav1.LabelCluster: name, "app.kubernetes.io/managed-by": "flotilla"},
+			Annotations: map[string]string{flotillav1.AnnotationTokenExpires: token.expires.UTC().Format(time.RFC3339)}},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{kubeconfigKey: token.kubeconfig},
 	}
 	if err := kube.Apply(ctx, hub.client, secret, flotillav1.FieldManagerCLI); err != nil {
-		return fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", flotillav1.SystemNamespace, secretName, err)
+		return "", fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", flotillav1.SystemNamespace, secretName, err)
+	}
+	if err := hub.client.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
+		return "", fmt.Errorf("read back the kubeconfig Secret %s/%s: %w", flotillav1.SystemNamespace, secretName, err)
 	}
 	fmt.Fprintf(s.ErrOut, "  applied Secret %s/%s\n", flotillav1.SystemNamespace, secretName)
 	mc := &flotillav1.MemberCluster{
@@ -179,10 +185,10 @@ func (o *registerOptions) registerOnHub(ctx context.Context, s Streams, hub *con
 			AgentNamespace: o.agentNamespace},
 	}
 	if err := kube.Apply(ctx, hub.client, mc, flotillav1.FieldManagerCLI); err != nil {
-		return fmt.Errorf("apply MemberCluster %s on the hub: %w", name, err)
+		return "", fmt.Errorf("apply MemberCluster %s on the hub: %w", name, err)
 	}
 	fmt.Fprintf(s.ErrOut, "  applied MemberCluster %s\n", name)
-	return nil
+	return secret.ResourceVersion, nil
 }
 
 func (o *registerOptions) printNext(s Streams, name, spokeContext string) {
@@ -247,16 +253,27 @@ func (o *registerOptions) run(ctx context.Context, s Streams, name string) error
 	if err := applyAll(ctx, spoke, objs, s.ErrOut); err != nil {
 		return err
 	}
-	kubeconfig, oldTokens, err := o.issueHubToken(ctx, spoke, server)
+	token, err := o.issueHubToken(ctx, spoke, server)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.ErrOut, "  issued a token for ServiceAccount %s/flotilla-hub (valid %s)\n", o.agentNamespace, o.tokenTTL)
-
-	if err := o.registerOnHub(ctx, s, hub, name, labels, kubeconfig); err != nil {
+	fmt.Fprintf(s.ErrOut, "  issued a token for ServiceAccount %s/flotilla-hub (expires %s)\n", o.agentNamespace, token.expires.UTC().Format(time.RFC3339))
+	if token.expires.Before(time.Now().Add(o.tokenTTL - time.Hour)) {
+		fmt.Fprintf(s.ErrOut, "  Warning: cluster %s capped the token's lifetime below --token-ttl %s: re-run flotilla cluster register before %s (the hub warns ahead, in CredentialsValid)\n",
+			name, o.tokenTTL, token.expires.UTC().Format(time.RFC3339))
+	}
+	secretVersion, err := o.registerOnHub(ctx, s, hub, name, labels, token)
+	if err != nil {
 		return err
 	}
-	// The hub holds the new token: revoke the old ones.
+	oldTokens := token.previous
+	// Revoke the old tokens only once the hub uses the new one: no window
+	// in which its pooled client holds a revoked token.
+	if len(oldTokens) > 0 && !waitCredentials(ctx, hub, name, secretVersion, o.timeout, s) {
+		fmt.Fprintf(s.ErrOut, "  Warning: the hub has not switched to the new token within %s (is it running?); the previous tokens stay valid: "+
+			"re-run this command to retry, or delete the Secrets labelled %s on cluster %s yourself\n", o.timeout, flotillav1.LabelHubToken, name)
+		oldTokens = nil
+	}
 	for i := range oldTokens {
 		if err := client.IgnoreNotFound(spoke.client.Delete(ctx, &oldTokens[i])); err != nil {
 			return fmt.Errorf("revoke the previous hub token (Secret %s/%s on cluster %s): %w", oldTokens[i].Namespace, oldTokens[i].Name, name, err)
@@ -316,20 +333,28 @@ func registeredServer(ctx context.Context, hub *conn, mc *flotillav1.MemberClust
 // issueHubToken binds a new token of the hub's ServiceAccount to a new
 // Secret (deleting that Secret revokes the token), checks that it works, and
 // returns a kubeconfig for it plus the previous binding Secrets.
-func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server string) ([]byte, []corev1.Secret, error) {
+// hubToken is a new token for the hub, in a kubeconfig.
+type hubToken struct {
+	kubeconfig []byte
+	expires    time.Time
+	// previous are the Secrets binding the tokens it replaces.
+	previous []corev1.Secret
+}
+
+func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server string) (*hubToken, error) {
 	ns := o.agentNamespace
 	old := &corev1.SecretList{}
 	if err := spoke.client.List(ctx, old, client.InNamespace(ns), client.HasLabels{flotillav1.LabelHubToken}); err != nil {
-		return nil, nil, fmt.Errorf("list hub token Secrets on %s: %w", spoke.what, err)
+		return nil, fmt.Errorf("list hub token Secrets on %s: %w", spoke.what, err)
 	}
 	binding := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "flotilla-hub-token-", Namespace: ns,
 		Labels: map[string]string{flotillav1.LabelHubToken: "true", "app.kubernetes.io/managed-by": "flotilla"}}, Type: corev1.SecretTypeOpaque}
 	if err := spoke.client.Create(ctx, binding); err != nil {
-		return nil, nil, fmt.Errorf("create the hub token's Secret on %s: %w", spoke.what, err)
+		return nil, fmt.Errorf("create the hub token's Secret on %s: %w", spoke.what, err)
 	}
 	cs, err := kubernetes.NewForConfig(spoke.config)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "flotilla-hub", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 		ExpirationSeconds: ptr.To(int64(o.tokenTTL.Seconds())),
@@ -337,12 +362,12 @@ func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		_ = spoke.client.Delete(ctx, binding)
-		return nil, nil, fmt.Errorf("request a token for ServiceAccount %s/flotilla-hub on %s: %w", ns, spoke.what, err)
+		return nil, fmt.Errorf("request a token for ServiceAccount %s/flotilla-hub on %s: %w", ns, spoke.what, err)
 	}
 	ca := spoke.config.CAData
 	if len(ca) == 0 && spoke.config.CAFile != "" {
 		if ca, err = os.ReadFile(spoke.config.CAFile); err != nil {
-			return nil, nil, fmt.Errorf("read the CA of %s: %w", spoke.what, err)
+			return nil, fmt.Errorf("read the CA of %s: %w", spoke.what, err)
 		}
 	}
 	kc := clientcmdapi.NewConfig()
@@ -352,16 +377,23 @@ func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server
 	kc.CurrentContext = "spoke"
 	raw, err := clientcmd.Write(*kc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	// The token must work, with exactly the hub's rights, before the hub gets it.
-	if o.server == "" {
-		if err := checkHubToken(ctx, raw, ns); err != nil {
-			_ = spoke.client.Delete(ctx, binding)
-			return nil, nil, fmt.Errorf("the new hub token does not work on %s: %w", spoke.what, err)
+	// The token must work, with exactly the hub's rights, before the hub
+	// gets it; with --server (an address the hub uses) it is checked at the
+	// address this command reaches the cluster at.
+	check := raw
+	if o.server != "" {
+		kc.Clusters["spoke"].Server = spoke.config.Host
+		if check, err = clientcmd.Write(*kc); err != nil {
+			return nil, err
 		}
 	}
-	return raw, old.Items, nil
+	if err := checkHubToken(ctx, check, ns); err != nil {
+		_ = spoke.client.Delete(ctx, binding)
+		return nil, fmt.Errorf("the new hub token does not work on %s: %w", spoke.what, err)
+	}
+	return &hubToken{kubeconfig: raw, expires: tr.Status.ExpirationTimestamp.Time, previous: old.Items}, nil
 }
 
 func checkHubToken(ctx context.Context, raw []byte, ns string) error {
@@ -416,4 +448,18 @@ func waitClusterReady(ctx context.Context, hub *conn, name string, timeout time.
 			name, timeout, strings.TrimSpace(last), flotillav1.SystemNamespace, name)
 	}
 	return nil
+}
+
+// waitCredentials waits until the hub reaches cluster name with the
+// kubeconfig Secret at version (MemberCluster status.credentialsVersion).
+func waitCredentials(ctx context.Context, hub *conn, name, version string, timeout time.Duration, s Streams) bool {
+	fmt.Fprintf(s.ErrOut, "  waiting for the hub to switch to the new token before revoking the previous one\n")
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		mc := &flotillav1.MemberCluster{}
+		if err := hub.client.Get(ctx, client.ObjectKey{Name: name}, mc); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return mc.Status.CredentialsVersion == version, nil
+	})
+	return err == nil
 }

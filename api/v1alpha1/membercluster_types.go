@@ -110,6 +110,19 @@ type MemberClusterStatus struct {
 	// +optional
 	LastHeartbeatTime *metav1.Time `json:"lastHeartbeatTime,omitempty"`
 
+	// CredentialsVersion is the resourceVersion of the kubeconfig Secret
+	// the hub last reached the spoke with: after a rotation, the old token
+	// may be revoked once this shows the new Secret.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	CredentialsVersion string `json:"credentialsVersion,omitempty"`
+
+	// CredentialsExpireTime is when the hub's token for the spoke expires,
+	// as the kubeconfig Secret's flotilla.dev/token-expires annotation says
+	// (flotilla cluster register sets it).
+	// +optional
+	CredentialsExpireTime *metav1.Time `json:"credentialsExpireTime,omitempty"`
+
 	// Applications counts the Applications delivered to this cluster.
 	// +optional
 	Applications ApplicationCounts `json:"applications,omitempty"`

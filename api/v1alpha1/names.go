@@ -57,6 +57,9 @@ const (
 	// deletions its MaxDeletePercent held back; the hub removes it once they
 	// are done.
 	AnnotationAllowDeletes = "flotilla.dev/allow-deletes"
+	// AnnotationTokenExpires (RFC 3339) on a kubeconfig Secret on the hub
+	// says when the token in it expires.
+	AnnotationTokenExpires = "flotilla.dev/token-expires"
 	// AnnotationHubNamespace records the hub namespace of a spoke Application.
 	AnnotationHubNamespace = "flotilla.dev/hub-namespace"
 	// AnnotationHubName records the hub name of a spoke Application.

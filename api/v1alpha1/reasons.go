@@ -47,9 +47,11 @@ const (
 	ReasonDriftCorrected = "DriftCorrected"
 
 	// MemberCluster (Ready, CredentialsValid, AgentAvailable).
-	ReasonReachable              = "Reachable"
-	ReasonUnreachable            = "Unreachable"
-	ReasonAuthenticated          = "Authenticated"
+	ReasonReachable     = "Reachable"
+	ReasonUnreachable   = "Unreachable"
+	ReasonAuthenticated = "Authenticated"
+	// ReasonTokenExpiringSoon: the credentials work but expire soon.
+	ReasonTokenExpiringSoon      = "TokenExpiringSoon"
 	ReasonUnauthorized           = "Unauthorized"
 	ReasonTLSVerificationFailed  = "TLSVerificationFailed"
 	ReasonSecretNotFound         = "SecretNotFound"

@@ -764,6 +764,10 @@ func (in *MemberClusterStatus) DeepCopyInto(out *MemberClusterStatus) {
 		in, out := &in.LastHeartbeatTime, &out.LastHeartbeatTime
 		*out = (*in).DeepCopy()
 	}
+	if in.CredentialsExpireTime != nil {
+		in, out := &in.CredentialsExpireTime, &out.CredentialsExpireTime
+		*out = (*in).DeepCopy()
+	}
 	out.Applications = in.Applications
 }
 

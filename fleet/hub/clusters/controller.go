@@ -51,7 +51,9 @@ type Reconciler struct {
 	HeartbeatGrace time.Duration
 	// MaxBackoff caps the retry interval of a failing cluster (default 5m).
 	MaxBackoff time.Duration
-	Recorder   events.EventRecorder
+	// ExpiryWarning: a token expiring within it is reported (default 14 days).
+	ExpiryWarning time.Duration
+	Recorder      events.EventRecorder
 
 	mu      sync.Mutex
 	backoff map[string]time.Duration
@@ -68,6 +70,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.MaxBackoff == 0 {
 		r.MaxBackoff = 5 * time.Minute
+	}
+	if r.ExpiryWarning == 0 {
+		r.ExpiryWarning = 14 * 24 * time.Hour
 	}
 	if r.Limits.Timeout == 0 {
 		r.Limits = kubeconfig.DefaultLimits
@@ -109,6 +114,8 @@ type probe struct {
 	heartbeat                 *metav1.Time
 	cfg                       *rest.Config
 	hash                      string
+	credsVersion              string       // the Secret's resourceVersion, once it worked
+	expires                   *metav1.Time // when the token expires, if the Secret says
 }
 
 // Reconcile probes one MemberCluster and records what it found.
@@ -156,6 +163,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if p.heartbeat != nil {
 		st["lastHeartbeatTime"] = p.heartbeat.UTC().Format(time.RFC3339)
 	}
+	if p.credsVersion != "" {
+		st["credentialsVersion"] = p.credsVersion
+	}
+	if p.expires != nil {
+		st["credentialsExpireTime"] = p.expires.UTC().Format(time.RFC3339)
+	}
 	if r.statusChanged(mc, p) {
 		if err := kube.ApplyStatus(ctx, r.Client, mc, "MemberCluster", flotillav1.FieldManagerHubClusters, st); err != nil {
 			return ctrl.Result{}, err
@@ -167,6 +180,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			kind = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(mc, nil, kind, p.ready.Reason, "Probe", "%s", p.ready.Message)
+	}
+	if old := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionCredentialsValid); r.Recorder != nil &&
+		p.creds.Reason == flotillav1.ReasonTokenExpiringSoon && (old == nil || old.Reason != p.creds.Reason) {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, p.creds.Reason, "Probe", "%s", p.creds.Message)
 	}
 	if ok {
 		r.forget(mc.Name)
@@ -181,6 +198,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // every watcher of MemberClusters) with writes that tell nobody anything.
 func (r *Reconciler) statusChanged(mc *flotillav1.MemberCluster, p probe) bool {
 	st := mc.Status
+	if (p.credsVersion != "" && st.CredentialsVersion != p.credsVersion) || (p.expires != nil && !p.expires.Equal(st.CredentialsExpireTime)) {
+		return true
+	}
 	if st.ObservedGeneration != mc.Generation || (p.server != "" && st.Server != p.server) ||
 		(p.version != "" && st.KubernetesVersion != p.version) || (p.agentVer != "" && st.AgentVersion != p.agentVer) {
 		return true
@@ -266,6 +286,8 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 	}
 	p.version = ver.GitVersion
 	p.creds.Status, p.creds.Reason, p.creds.Message = metav1.ConditionTrue, flotillav1.ReasonAuthenticated, "the spoke accepted the hub's credentials"
+	p.credsVersion = secret.ResourceVersion
+	r.checkExpiry(&p, secret)
 	p.ready.Status, p.ready.Reason, p.ready.Message = metav1.ConditionTrue, flotillav1.ReasonReachable, fmt.Sprintf("Kubernetes %s at %s", ver.GitVersion, cfg.Host)
 
 	lease, err := cs.CoordinationV1().Leases(mc.Spec.AgentNamespace).Get(ctx, flotillav1.AgentLeaseName, metav1.GetOptions{})
@@ -377,4 +399,24 @@ func firstLine(err error) string {
 		s = s[:300]
 	}
 	return s
+}
+
+// checkExpiry reads the token's expiry from the kubeconfig Secret and, when
+// it is near, says so in CredentialsValid (still True: the token works).
+func (r *Reconciler) checkExpiry(p *probe, secret *corev1.Secret) {
+	raw := secret.Annotations[flotillav1.AnnotationTokenExpires]
+	if raw == "" {
+		return
+	}
+	t, err := time.Parse(time.RFC3339, raw)
+	if err != nil {
+		return
+	}
+	exp := metav1.NewTime(t)
+	p.expires = &exp
+	if time.Until(t) < r.ExpiryWarning {
+		// An absolute time: a message that counted down would be a status write per probe.
+		p.creds.Reason = flotillav1.ReasonTokenExpiringSoon
+		p.creds.Message = fmt.Sprintf("the hub's token for this cluster expires at %s: re-run flotilla cluster register to rotate it", t.UTC().Format(time.RFC3339))
+	}
 }

@@ -121,3 +121,34 @@ func TestMemberClusterKstatus(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenExpiryIsReported: a token expiring within the warning window
+// keeps CredentialsValid True but says when, once (the message holds an
+// absolute time, so probes do not rewrite it).
+func TestTokenExpiryIsReported(t *testing.T) {
+	r := &Reconciler{ExpiryWarning: 14 * 24 * time.Hour}
+	secret := func(exp time.Time) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{flotillav1.AnnotationTokenExpires: exp.UTC().Format(time.RFC3339)}}}
+	}
+	authenticated := func() probe {
+		return probe{creds: metav1.Condition{Type: flotillav1.ConditionCredentialsValid, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonAuthenticated}}
+	}
+	far := authenticated()
+	r.checkExpiry(&far, secret(time.Now().Add(300*24*time.Hour)))
+	assert.Equal(t, flotillav1.ReasonAuthenticated, far.creds.Reason)
+	require.NotNil(t, far.expires)
+
+	soon := authenticated()
+	exp := time.Now().Add(3 * 24 * time.Hour)
+	r.checkExpiry(&soon, secret(exp))
+	assert.Equal(t, metav1.ConditionTrue, soon.creds.Status, "the token still works")
+	assert.Equal(t, flotillav1.ReasonTokenExpiringSoon, soon.creds.Reason)
+	assert.Contains(t, soon.creds.Message, exp.UTC().Format(time.RFC3339))
+	again := authenticated()
+	r.checkExpiry(&again, secret(exp))
+	assert.Equal(t, soon.creds.Message, again.creds.Message, "the same message on every probe")
+
+	none := authenticated()
+	r.checkExpiry(&none, &corev1.Secret{})
+	assert.Nil(t, none.expires)
+}
