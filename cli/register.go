@@ -266,19 +266,8 @@ func (o *registerOptions) run(ctx context.Context, s Streams, name string) error
 	if err != nil {
 		return err
 	}
-	oldTokens := token.previous
-	// Revoke the old tokens only once the hub uses the new one: no window
-	// in which its pooled client holds a revoked token.
-	if len(oldTokens) > 0 && !waitCredentials(ctx, hub, name, secretVersion, o.timeout, s) {
-		fmt.Fprintf(s.ErrOut, "  Warning: the hub has not switched to the new token within %s (is it running?); the previous tokens stay valid: "+
-			"re-run this command to retry, or delete the Secrets labelled %s on cluster %s yourself\n", o.timeout, flotillav1.LabelHubToken, name)
-		oldTokens = nil
-	}
-	for i := range oldTokens {
-		if err := client.IgnoreNotFound(spoke.client.Delete(ctx, &oldTokens[i])); err != nil {
-			return fmt.Errorf("revoke the previous hub token (Secret %s/%s on cluster %s): %w", oldTokens[i].Namespace, oldTokens[i].Name, name, err)
-		}
-		fmt.Fprintf(s.ErrOut, "  revoked the previous hub token (Secret %s)\n", oldTokens[i].Name)
+	if err := o.revokePrevious(ctx, s, hub, spoke, name, secretVersion, token.previous); err != nil {
+		return err
 	}
 	if o.wait {
 		if err := waitClusterReady(ctx, hub, name, o.timeout, s); err != nil {
@@ -446,6 +435,28 @@ func waitClusterReady(ctx context.Context, hub *conn, name string, timeout time.
 		}
 		return fmt.Errorf("cluster %s is not Ready after %s (%s): is the hub running? check 'kubectl -n %s get deploy flotilla-hub' and 'kubectl describe membercluster %s'",
 			name, timeout, strings.TrimSpace(last), flotillav1.SystemNamespace, name)
+	}
+	return nil
+}
+
+// revokePrevious deletes the Secrets binding the previous hub tokens, but
+// only once the hub uses the new one (the kubeconfig Secret at
+// secretVersion): no window in which its pooled client holds a revoked
+// token. If the hub does not switch in time, they stay, with a warning.
+func (o *registerOptions) revokePrevious(ctx context.Context, s Streams, hub, spoke *conn, name, secretVersion string, previous []corev1.Secret) error {
+	if len(previous) == 0 {
+		return nil
+	}
+	if !waitCredentials(ctx, hub, name, secretVersion, o.timeout, s) {
+		fmt.Fprintf(s.ErrOut, "  Warning: the hub has not switched to the new token within %s (is it running?); the previous tokens stay valid: "+
+			"re-run this command to retry, or delete the Secrets labelled %s on cluster %s yourself\n", o.timeout, flotillav1.LabelHubToken, name)
+		return nil
+	}
+	for i := range previous {
+		if err := client.IgnoreNotFound(spoke.client.Delete(ctx, &previous[i])); err != nil {
+			return fmt.Errorf("revoke the previous hub token (Secret %s/%s on cluster %s): %w", previous[i].Namespace, previous[i].Name, name, err)
+		}
+		fmt.Fprintf(s.ErrOut, "  revoked the previous hub token (Secret %s)\n", previous[i].Name)
 	}
 	return nil
 }
