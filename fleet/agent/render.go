@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -90,10 +91,11 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 		fs, root = filesys.MakeFsOnDisk(), tmp
 	}
 	repoRoot := root + "/repo"
-	if err := loadRepo(fs, repoRoot, tree, appPath, opts.MaxTotalSize); err != nil {
+	docs := map[string]int{} // repository file → YAML documents in it
+	if err := loadRepo(fs, repoRoot, tree, appPath, opts.MaxTotalSize, docs); err != nil {
 		return nil, err
 	}
-	overlay, err := overlayFor(fs, tree, repoRoot, appPath, src, opts)
+	overlay, err := overlayFor(fs, tree, repoRoot, appPath, src, opts, docs)
 	if overlay == nil || err != nil {
 		return nil, err
 	}
@@ -144,7 +146,7 @@ func sourceDir(tree Tree, srcPath string) (string, error) {
 // overlayFor is the kustomization the agent builds: the app directory (a
 // kustomization, or its manifests) with the Application's kustomize
 // options on top. nil means the directory holds no manifests.
-func overlayFor(fs filesys.FileSystem, tree Tree, repoRoot, appPath string, src flotillav1.ApplicationSource, opts RenderOptions) (*ktypes.Kustomization, error) {
+func overlayFor(fs filesys.FileSystem, tree Tree, repoRoot, appPath string, src flotillav1.ApplicationSource, opts RenderOptions, docs map[string]int) (*ktypes.Kustomization, error) {
 	appDir := path.Join(repoRoot, appPath)
 	isKustomize := false
 	for _, n := range kustomizationNames {
@@ -153,10 +155,13 @@ func overlayFor(fs filesys.FileSystem, tree Tree, repoRoot, appPath string, src 
 		}
 	}
 	overlay := &ktypes.Kustomization{TypeMeta: ktypes.TypeMeta{APIVersion: ktypes.KustomizationVersion, Kind: ktypes.KustomizationKind}}
+	objects := 0 // at least this many objects: counted before kustomize, whose cost grows faster than linearly
 	if isKustomize {
-		if err := checkKustomizations(fs, repoRoot, appDir, opts.AllowRemoteBases, map[string]bool{}); err != nil {
+		c := &kustCheck{fs: fs, repoRoot: repoRoot, allowRemote: opts.AllowRemoteBases, seen: map[string]bool{}, docs: docs}
+		if err := c.check(appDir); err != nil {
 			return nil, err
 		}
+		objects = c.objects
 		overlay.Resources = []string{"repo/" + appPath}
 	} else {
 		files, err := manifestFiles(tree, appPath, src.Directory)
@@ -165,7 +170,11 @@ func overlayFor(fs filesys.FileSystem, tree Tree, repoRoot, appPath string, src 
 		}
 		for _, f := range files {
 			overlay.Resources = append(overlay.Resources, "repo/"+f)
+			objects += docs[f]
 		}
+	}
+	if objects > opts.MaxObjects {
+		return nil, fmt.Errorf("%w: %s holds at least %d objects, the limit is %d", ErrRender, src.Path, objects, opts.MaxObjects)
 	}
 	if err := applyOptions(overlay, src.Kustomize); err != nil {
 		return nil, err
@@ -209,7 +218,7 @@ func toObjects(resMap resmap.ResMap) ([]*unstructured.Unstructured, error) {
 // must be readable and bounded (a symlink leaving the repository, an
 // oversized file or a YAML bomb there is an error); elsewhere such files are
 // left out.
-func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string, maxTotal int64) error {
+func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string, maxTotal int64, docs map[string]int) error {
 	var total int64
 	under := func(p string) bool { return appPath == "" || p == appPath || strings.HasPrefix(p, appPath+"/") }
 	links := map[string]string{} // symlink → the directory inside the repository it names
@@ -235,12 +244,14 @@ func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string,
 		// parses: each is bounded first (binary files are skipped). One that
 		// is not is an error under the app path, and left out elsewhere.
 		if !bytes.Contains(raw, []byte{0}) {
-			if err := yamlbound.Check(raw, yamlbound.Default); err != nil {
+			n, err := yamlbound.Documents(raw, yamlbound.Default)
+			if err != nil {
 				if under(f) {
 					return fmt.Errorf("%w: %s: %w", ErrRender, f, err)
 				}
 				continue
 			}
+			docs[f] = n
 		}
 		full := path.Join(repoRoot, f)
 		if err := fs.MkdirAll(path.Dir(full)); err != nil {
@@ -285,14 +296,25 @@ func linkDirs(fs filesys.FileSystem, repoRoot string, links map[string]string, t
 	return nil
 }
 
-// checkKustomizations walks the kustomizations reachable from dir and
-// refuses references that leave the repository, and remote bases unless
-// allowed, before kustomize runs.
-func checkKustomizations(fs filesys.FileSystem, repoRoot, dir string, allowRemote bool, seen map[string]bool) error {
-	if seen[dir] {
+// kustCheck walks the kustomizations reachable from an app before kustomize
+// runs: it refuses references that leave the repository (and remote bases
+// unless allowed), and counts the objects of the manifests they list.
+type kustCheck struct {
+	fs          filesys.FileSystem
+	repoRoot    string
+	allowRemote bool
+	seen        map[string]bool
+	docs        map[string]int // repository file → YAML documents
+	objects     int
+}
+
+// check walks dir's kustomization and the directories it references.
+func (c *kustCheck) check(dir string) error {
+	fs, repoRoot, allowRemote := c.fs, c.repoRoot, c.allowRemote
+	if c.seen[dir] {
 		return nil
 	}
-	seen[dir] = true
+	c.seen[dir] = true
 	var raw []byte
 	var file string
 	for _, n := range kustomizationNames {
@@ -345,9 +367,11 @@ func checkKustomizations(fs filesys.FileSystem, repoRoot, dir string, allowRemot
 			return fmt.Errorf("%w: %s references %q, which leaves the repository", ErrRender, rel, ref)
 		}
 		if fs.IsDir(target) {
-			if err := checkKustomizations(fs, repoRoot, target, allowRemote, seen); err != nil {
+			if err := c.check(target); err != nil {
 				return err
 			}
+		} else if slices.Contains(k.Resources, ref) {
+			c.objects += c.docs[strings.TrimPrefix(target, repoRoot+"/")]
 		}
 	}
 	return nil

@@ -253,3 +253,37 @@ func TestRenderFollowsDirectorySymlinks(t *testing.T) {
 	require.Len(t, objs, 1)
 	assert.Equal(t, "app-shared", objs[0].GetName())
 }
+
+// TestRenderCountsObjectsBeforeKustomize: a render of more objects than
+// allowed fails before kustomize builds them (whose cost grows faster than
+// linearly: ~16,000 tiny objects took over a minute).
+func TestRenderCountsObjectsBeforeKustomize(t *testing.T) {
+	var many strings.Builder
+	for i := range 16000 {
+		fmt.Fprintf(&many, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c%d}\n", i)
+	}
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "many")
+	repo.MustCommit(t, map[string]string{
+		"plain/cms.yaml":                many.String(),
+		"kustomized/kustomization.yaml": "resources: [../base]\n",
+		"base/kustomization.yaml":       "resources: [cms.yaml]\n",
+		"base/cms.yaml":                 many.String(),
+		"fine/kustomization.yaml":       "resources: [cm.yaml]\n",
+		"fine/cm.yaml":                  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n",
+	}, "many objects")
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git"), MaxFileSize: 4 << 20})
+	require.NoError(t, err)
+	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+	for _, p := range []string{"plain", "kustomized"} {
+		t.Run(p, func(t *testing.T) {
+			_, err := agent.Render(snap, flotillav1.ApplicationSource{Path: p}, agent.RenderOptions{})
+			require.ErrorIs(t, err, agent.ErrRender)
+			assert.ErrorContains(t, err, "holds at least 16000 objects, the limit is 5000")
+		})
+	}
+	objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "fine"}, agent.RenderOptions{})
+	require.NoError(t, err)
+	assert.Len(t, objs, 1)
+}

@@ -34,26 +34,39 @@ var ErrTooLarge = errors.New("YAML too large when expanded")
 // aliases expanded, exceed l. YAML that does not parse is not Check's
 // business: whatever parses it next reports that.
 func Check(data []byte, l Limits) error {
+	_, err := Documents(data, l)
+	return err
+}
+
+// Documents is Check that also counts the stream's non-empty documents
+// (objects, for a manifest file), so a render can refuse too many objects
+// before kustomize's costly build. A stream that does not parse counts
+// the documents before the error.
+func Documents(data []byte, l Limits) (int, error) {
 	if l.MaxNodes == 0 {
 		l = Default
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	m := &measure{limits: l, memo: map[*yaml.Node]shape{}, open: map[*yaml.Node]bool{}}
+	docs := 0
 	for doc := 1; ; doc++ {
 		var n yaml.Node
 		if err := dec.Decode(&n); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil
+				return docs, nil
 			}
-			return nil //nolint:nilerr // a parse error is reported by the real parser
+			return docs, nil //nolint:nilerr // a parse error is reported by the real parser
+		}
+		if len(n.Content) > 0 && n.Content[0].Kind != yaml.ScalarNode {
+			docs++
 		}
 		s, err := m.shape(&n)
 		if err != nil {
-			return fmt.Errorf("document %d: %w", doc, err)
+			return docs, fmt.Errorf("document %d: %w", doc, err)
 		}
 		m.total += s.nodes
 		if m.total > l.MaxNodes {
-			return fmt.Errorf("%w: more than %d nodes (aliases expanded)", ErrTooLarge, l.MaxNodes)
+			return docs, fmt.Errorf("%w: more than %d nodes (aliases expanded)", ErrTooLarge, l.MaxNodes)
 		}
 	}
 }
