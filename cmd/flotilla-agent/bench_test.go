@@ -42,8 +42,11 @@ func BenchmarkAgent100x10(b *testing.B) {
 	rev := repo.MustCommit(b, files, "100 apps")
 
 	for b.Loop() {
-		cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(b), "--metrics-bind-address", "0",
-			"--health-probe-bind-address", "0", "--git-cache-dir", filepath.Join(b.TempDir(), "git"), "--allow-loopback-repositories")
+		// FLOTILLA_AGENT_BENCH_ARGS adds flags, e.g. --render-in-process to
+		// compare with the render sandbox.
+		cmd := exec.Command(bin, append([]string{"--kubeconfig", env.Kubeconfig(b), "--metrics-bind-address", "0",
+			"--health-probe-bind-address", "0", "--git-cache-dir", filepath.Join(b.TempDir(), "git"), "--allow-loopback-repositories"},
+			strings.Fields(os.Getenv("FLOTILLA_AGENT_BENCH_ARGS"))...)...)
 		require.NoError(b, cmd.Start())
 		exited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
