@@ -5,7 +5,6 @@
 package agent
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -92,7 +91,7 @@ func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]
 	}
 	repoRoot := root + "/repo"
 	docs := map[string]int{} // repository file → YAML documents in it
-	if err := loadRepo(fs, repoRoot, tree, appPath, opts.MaxTotalSize, docs); err != nil {
+	if fs, err = loadRepo(fs, repoRoot, tree, appPath, opts.MaxTotalSize, docs); err != nil {
 		return nil, err
 	}
 	overlay, err := overlayFor(fs, tree, repoRoot, appPath, src, opts, docs)
@@ -214,88 +213,6 @@ func toObjects(resMap resmap.ResMap) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-// loadRepo copies the repository's files into fs. Files under the app path
-// must be readable and bounded (a symlink leaving the repository, an
-// oversized file or a YAML bomb there is an error); elsewhere such files are
-// left out.
-func loadRepo(fs filesys.FileSystem, repoRoot string, tree Tree, appPath string, maxTotal int64, docs map[string]int) error {
-	var total int64
-	under := func(p string) bool { return appPath == "" || p == appPath || strings.HasPrefix(p, appPath+"/") }
-	links := map[string]string{} // symlink → the directory inside the repository it names
-	for _, f := range tree.Files() {
-		if tree.IsSymlink(f) {
-			if real, kind, err := tree.Resolve(f); err == nil && kind == git.KindDir {
-				links[f] = real
-				continue
-			}
-		}
-		raw, err := tree.ReadFile(f)
-		if err != nil {
-			if under(f) {
-				return fmt.Errorf("%w: %w", ErrRender, err)
-			}
-			continue
-		}
-		total += int64(len(raw))
-		if total > maxTotal {
-			return fmt.Errorf("%w: the repository holds more than %d bytes of files: split it or raise --max-render-bytes", ErrRender, maxTotal)
-		}
-		// Any file may be a manifest, kustomization or patch that kustomize
-		// parses: each is bounded first (binary files are skipped). One that
-		// is not is an error under the app path, and left out elsewhere.
-		if !bytes.Contains(raw, []byte{0}) {
-			n, err := yamlbound.Documents(raw, yamlbound.Default)
-			if err != nil {
-				if under(f) {
-					return fmt.Errorf("%w: %s: %w", ErrRender, f, err)
-				}
-				continue
-			}
-			docs[f] = n
-		}
-		full := path.Join(repoRoot, f)
-		if err := fs.MkdirAll(path.Dir(full)); err != nil {
-			return err
-		}
-		if err := fs.WriteFile(full, raw); err != nil {
-			return err
-		}
-	}
-	return linkDirs(fs, repoRoot, links, &total, maxTotal)
-}
-
-// linkDirs shows a linked directory's loaded files under the symlink's path
-// too (the in-memory filesystem has no symlinks); they count again toward
-// the size limit.
-func linkDirs(fs filesys.FileSystem, repoRoot string, links map[string]string, total *int64, maxTotal int64) error {
-	for link, real := range links {
-		if !fs.Exists(path.Join(repoRoot, real)) {
-			continue // nothing under it was loaded
-		}
-		err := fs.Walk(path.Join(repoRoot, real), func(p string, info os.FileInfo, err error) error {
-			if err != nil || info.IsDir() {
-				return err
-			}
-			raw, err := fs.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			if *total += int64(len(raw)); *total > maxTotal {
-				return fmt.Errorf("%w: the repository holds more than %d bytes of files (symlinked directories count again): split it or raise --max-render-bytes", ErrRender, maxTotal)
-			}
-			dst := path.Join(repoRoot, link, strings.TrimPrefix(p, path.Join(repoRoot, real)))
-			if err := fs.MkdirAll(path.Dir(dst)); err != nil {
-				return err
-			}
-			return fs.WriteFile(dst, raw)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // kustCheck walks the kustomizations reachable from an app before kustomize
 // runs: it refuses references that leave the repository (and remote bases
 // unless allowed), and counts the objects of the manifests they list.
@@ -371,6 +288,9 @@ func (c *kustCheck) check(dir string) error {
 				return err
 			}
 		} else if slices.Contains(k.Resources, ref) {
+			if _, err := fs.ReadFile(target); err != nil { // kustomize reads it next anyway: counting loads it now
+				return fmt.Errorf("%w: %s lists %q: %w", ErrRender, rel, ref, err)
+			}
 			c.objects += c.docs[strings.TrimPrefix(target, repoRoot+"/")]
 		}
 	}

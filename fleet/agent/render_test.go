@@ -287,3 +287,34 @@ func TestRenderCountsObjectsBeforeKustomize(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, objs, 1)
 }
+
+// TestRenderLoadsOnlyWhatItReaches: a render reads the files its
+// kustomizations reach, not the whole repository: megabytes elsewhere do
+// not count toward its byte budget, and a base it uses does.
+func TestRenderLoadsOnlyWhatItReaches(t *testing.T) {
+	files := map[string]string{
+		"app/kustomization.yaml":   "resources: [../base]\nnamePrefix: app-\n",
+		"base/kustomization.yaml":  "resources: [cm.yaml]\n",
+		"base/cm.yaml":             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"heavy/kustomization.yaml": "resources: [../big]\n",
+	}
+	for i := range 4 {
+		files[fmt.Sprintf("big/data-%d.yaml", i)] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big-" + fmt.Sprint(i) + "}\ndata: {x: " + strings.Repeat("x", 900<<10) + "}\n"
+	}
+	files["big/kustomization.yaml"] = "resources: [data-0.yaml, data-1.yaml, data-2.yaml, data-3.yaml]\n"
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "monorepo")
+	repo.MustCommit(t, files, "monorepo")
+	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
+	require.NoError(t, err)
+	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+	opts := agent.RenderOptions{MaxTotalSize: 1 << 20} // less than the repository, more than the app reads
+	objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "app"}, opts)
+	require.NoError(t, err, "the 3.6 MiB elsewhere is never read")
+	require.Len(t, objs, 1)
+	assert.Equal(t, "app-a", objs[0].GetName())
+	_, err = agent.Render(snap, flotillav1.ApplicationSource{Path: "heavy"}, opts)
+	require.ErrorIs(t, err, agent.ErrRender)
+	assert.ErrorContains(t, err, "the render reads more than 1048576 bytes of the repository")
+}
