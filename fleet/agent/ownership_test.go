@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,4 +117,24 @@ func TestOverlongNameIsReported(t *testing.T) {
 	})
 	_, err := configMap(t, c, "default", "fine")
 	require.NoError(t, err, "the valid object is applied")
+}
+
+// TestRenderFailureIsStalled: a spec whose source cannot render is observed
+// at its generation and Stalled, so kstatus reads it as Failed.
+func TestRenderFailureIsStalled(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	repo := gittest.New(t).Repo(t, "broken")
+	repo.MustCommit(t, map[string]string{"app/kustomization.yaml": "resources: [missing.yaml]\n"}, "broken")
+	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))
+	defer stop()
+	require.NoError(t, c.Create(ctx, newApp("broken", repo.URL, "app", "default", auto())))
+	eventually(t, 30*time.Second, "RenderFailed, observed, Stalled", func() (bool, string) {
+		app := getApp(t, c, "broken")
+		stalled := cond(app, flotillav1.ConditionStalled)
+		return cond(app, flotillav1.ConditionSynced).Reason == flotillav1.ReasonRenderFailed && app.Status.ObservedGeneration == app.Generation &&
+			stalled.Status == metav1.ConditionTrue && cond(app, flotillav1.ConditionReady).Status == metav1.ConditionFalse, fmt.Sprint(app.Status.Conditions)
+	})
 }

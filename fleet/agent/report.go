@@ -29,7 +29,9 @@ func (r *Reconciler) ackRefresh(ctx context.Context, s *syncState) (bool, error)
 func (r *Reconciler) report(ctx context.Context, app *flotillav1.Application, out *outcome) (ctrl.Result, error) {
 	s := statusOf(app, out)
 	healthy := healthyCondition(s.Health)
-	if out.synced.Status == metav1.ConditionTrue || out.applied {
+	// A generation is observed once synced, applied, or failed in a way only
+	// a change can fix (kstatus then reads Stalled as Failed, not InProgress).
+	if out.synced.Status == metav1.ConditionTrue || out.applied || kube.ApplicationStalled(out.synced) {
 		s.ObservedGeneration = app.Generation
 	}
 	st, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
