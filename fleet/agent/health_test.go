@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,30 +31,52 @@ func TestDeploymentGoesHealthy(t *testing.T) {
 	rev := repo.MustCommit(t, map[string]string{"web/kustomization.yaml": "resources: [deployment.yaml]\n", "web/deployment.yaml": deployment}, "web")
 	startAgent(t, env, filepath.Join(t.TempDir(), "git"))
 
+	watch := watchHealth(t, env, "web") // before the Application exists: no status write is missed
 	require.NoError(t, c.Create(ctx, newApp("web", repo.URL, "web", "web", auto())))
-	seen := watchHealth(t, c, "web", rev)
+	seen := watch(rev)
 	assert.Contains(t, seen, flotillav1.HealthProgressing, "the rollout is seen Progressing first: %v", seen)
 
+	watch = watchHealth(t, env, "web")
 	rev = repo.MustCommit(t, map[string]string{"web/kustomization.yaml": "resources: [deployment.yaml]\nimages: [{name: nginx, newTag: '1.27'}]\n"}, "bump")
 	refresh(t, c, "web")
-	seen = watchHealth(t, c, "web", rev)
+	seen = watch(rev)
 	app := getApp(t, c, "web")
 	assert.Equal(t, flotillav1.HealthHealthy, app.Status.Health.Status)
 	t.Logf("health seen during the image bump: %v", seen)
 }
 
-// watchHealth polls until the Application is Healthy at revision and
-// returns the health values it went through.
-func watchHealth(t *testing.T, c client.Client, name, revision string) []flotillav1.HealthStatusCode {
+// watchHealth starts watching the Application; the function it returns
+// waits until it is Healthy at revision and returns the health values its
+// status went through: every status write is an event, so a short
+// Progressing phase cannot fall between two polls.
+func watchHealth(t *testing.T, env *testenv.Env, name string) func(revision string) []flotillav1.HealthStatusCode {
 	t.Helper()
-	var seen []flotillav1.HealthStatusCode
-	eventually(t, 60*time.Second, name+" Healthy at "+revision, func() (bool, string) {
-		app := getApp(t, c, name)
-		h := app.Status.Health.Status
-		if h != "" && (len(seen) == 0 || seen[len(seen)-1] != h) {
-			seen = append(seen, h)
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Client.Scheme()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	w, err := wc.Watch(ctx, &flotillav1.ApplicationList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+	require.NoError(t, err)
+	return func(revision string) []flotillav1.HealthStatusCode {
+		t.Helper()
+		defer cancel()
+		defer w.Stop()
+		var seen []flotillav1.HealthStatusCode
+		last := ""
+		for ev := range w.ResultChan() {
+			app, ok := ev.Object.(*flotillav1.Application)
+			if !ok {
+				continue
+			}
+			h := app.Status.Health.Status
+			if h != "" && (len(seen) == 0 || seen[len(seen)-1] != h) {
+				seen = append(seen, h)
+			}
+			last = string(h) + ": " + app.Status.Health.Message
+			if h == flotillav1.HealthHealthy && app.Status.Sync.Revision == revision {
+				return seen
+			}
 		}
-		return h == flotillav1.HealthHealthy && app.Status.Sync.Revision == revision, string(h) + ": " + app.Status.Health.Message
-	})
-	return seen
+		t.Fatalf("%s not Healthy at %s in time; last: %s (seen %v)", name, revision, last, seen)
+		return nil
+	}
 }
