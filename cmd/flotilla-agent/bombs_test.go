@@ -53,9 +53,11 @@ func TestAgentSurvivesBombs(t *testing.T) {
 	repo.MustCommit(t, files, "bombs")
 	heavyRepo.MustCommit(t, heavyFiles, "heavy")
 
+	// 100Mi: a render process starts at ~58 MiB resident (measured), so the
+	// plain app has ~40 MiB to spare, and the heavy one passes 140 MiB.
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(t), "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--allow-loopback-repositories", "--render-memory", "64Mi", "--sync-interval", "1m")
+		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--allow-loopback-repositories", "--render-memory", "100Mi", "--sync-interval", "1m")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
