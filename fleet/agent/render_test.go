@@ -214,13 +214,7 @@ func TestRemoteBasesModeReadsNoHostFile(t *testing.T) {
 		files[name+"/kustomization.yaml"] = "resources: [cm.yaml]\n" + strings.ReplaceAll(k, "SECRET", secret)
 		files[name+"/cm.yaml"] = cm
 	}
-	srv := gittest.New(t)
-	repo := srv.Repo(t, "hostfiles")
-	repo.MustCommit(t, files, "host files")
-	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
-	require.NoError(t, err)
-	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
-	require.NoError(t, err)
+	_, snap := snapshotOf(t, files)
 	for name := range fields {
 		t.Run(name, func(t *testing.T) {
 			objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: name}, agent.RenderOptions{AllowRemoteBases: true})
@@ -302,13 +296,7 @@ func TestRenderLoadsOnlyWhatItReaches(t *testing.T) {
 		files[fmt.Sprintf("big/data-%d.yaml", i)] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big-" + fmt.Sprint(i) + "}\ndata: {x: " + strings.Repeat("x", 900<<10) + "}\n"
 	}
 	files["big/kustomization.yaml"] = "resources: [data-0.yaml, data-1.yaml, data-2.yaml, data-3.yaml]\n"
-	srv := gittest.New(t)
-	repo := srv.Repo(t, "monorepo")
-	repo.MustCommit(t, files, "monorepo")
-	cache, err := git.New(git.Options{AllowLoopback: true, Dir: filepath.Join(t.TempDir(), "git")})
-	require.NoError(t, err)
-	snap, err := cache.Snapshot(t.Context(), repo.URL, "main")
-	require.NoError(t, err)
+	_, snap := snapshotOf(t, files)
 	opts := agent.RenderOptions{MaxTotalSize: 1 << 20} // less than the repository, more than the app reads
 	objs, err := agent.Render(snap, flotillav1.ApplicationSource{Path: "app"}, opts)
 	require.NoError(t, err, "the 3.6 MiB elsewhere is never read")

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,7 +59,8 @@ type Sandbox struct {
 	MemoryBytes int64
 	Concurrency int
 
-	sem chan struct{}
+	once sync.Once // defaults and the semaphore, set up by the first Render
+	sem  chan struct{}
 }
 
 // Sandbox defaults.
@@ -87,7 +89,10 @@ type renderResponse struct {
 	RenderError bool              `json:"renderError,omitempty"` // the user's repository or Application is at fault
 }
 
-func (s *Sandbox) init() {
+// init sets the defaults once: the agent renders from several workers.
+func (s *Sandbox) init() { s.once.Do(s.setDefaults) }
+
+func (s *Sandbox) setDefaults() {
 	if s.Timeout <= 0 {
 		s.Timeout = DefaultRenderTimeout
 	}
@@ -97,9 +102,7 @@ func (s *Sandbox) init() {
 	if s.Concurrency <= 0 {
 		s.Concurrency = DefaultRenderConcurrency
 	}
-	if s.sem == nil {
-		s.sem = make(chan struct{}, s.Concurrency)
-	}
+	s.sem = make(chan struct{}, s.Concurrency)
 }
 
 // Render implements Renderer.

@@ -339,11 +339,12 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 	// Ready: Delivered, then the agent's Synced and Healthy. While the
 	// current spec is not delivered, the spoke's report is not about it:
 	// Ready says why delivery waits (Delivered is about this generation).
-	summary := kube.Summarize(app.Generation, app.Generation, kube.ApplicationStalled, delivered)
+	parts, observed := []metav1.Condition{delivered}, app.Generation
 	if delivered.Status == metav1.ConditionTrue {
-		summary = kube.Summarize(app.Generation, want.ObservedGeneration, kube.ApplicationStalled, delivered,
-			kube.Part(conds, flotillav1.ConditionSynced), kube.Part(conds, flotillav1.ConditionHealthy))
+		parts = append(parts, kube.Part(conds, flotillav1.ConditionSynced), kube.Part(conds, flotillav1.ConditionHealthy))
+		observed = want.ObservedGeneration
 	}
+	summary := kube.Summarize(app.Generation, observed, kube.ApplicationStalled, parts...)
 	changed := want.ObservedGeneration != app.Status.ObservedGeneration ||
 		!equality.Semantic.DeepEqual(want.Sync, app.Status.Sync) || !equality.Semantic.DeepEqual(want.Health, app.Status.Health) ||
 		!equality.Semantic.DeepEqual(want.Resources, app.Status.Resources) || want.ResourceCount != app.Status.ResourceCount ||
