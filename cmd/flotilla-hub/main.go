@@ -53,6 +53,7 @@ func parseFlags() *flags {
 	flag.BoolVar(&o.AllowExec, "allow-exec-credentials", false, "let MemberCluster kubeconfigs run exec credential plugins (off: they are refused)")
 	flag.StringVar(&o.GitCacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "flotilla-git"), "directory caching Git repositories")
 	flag.DurationVar(&o.GitTimeout, "git-timeout", 60e9, "timeout of each Git operation")
+	o.GitLimits.BindFlags(flag.CommandLine)
 	flag.DurationVar(&o.GitPollInterval, "git-poll-interval", 180e9, "how often sets with git generators re-read Git (per-generator requeueAfterSeconds overrides)")
 	flag.IntVar(&o.MaxApplications, "max-applications-per-set", 10000, "refuse sets that would produce more Applications")
 	flag.DurationVar(&o.ClientLimits.Timeout, "cluster-timeout", kubeconfig.DefaultLimits.Timeout, "timeout of each request to a spoke")

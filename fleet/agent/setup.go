@@ -24,6 +24,7 @@ type Options struct {
 	GitCacheDir    string
 	GitTimeout     time.Duration
 	MaxFileSize    int64
+	GitLimits      git.Limits
 	Render         RenderOptions
 	SyncInterval   time.Duration
 	HealthInterval time.Duration
@@ -78,7 +79,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Namespace == "" {
 		o.Namespace = flotillav1.SystemNamespace
 	}
-	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize, AllowLoopback: o.AllowLoopbackRepos})
+	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize, AllowLoopback: o.AllowLoopbackRepos, Limits: o.GitLimits})
 	if err != nil {
 		return err
 	}

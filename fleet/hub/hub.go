@@ -35,6 +35,7 @@ type Options struct {
 	AllowExec        bool
 	GitCacheDir      string
 	GitTimeout       time.Duration
+	GitLimits        git.Limits
 	GitPollInterval  time.Duration
 	MaxApplications  int
 	ClientLimits     kubeconfig.Limits
@@ -86,7 +87,7 @@ func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
 	if err := mgr.Add(pool); err != nil {
 		return nil, err
 	}
-	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos,
+	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos, Limits: o.GitLimits,
 		Credentials: secretCredentials{reader: mgr.GetClient(), namespace: o.Namespace}})
 	if err != nil {
 		return nil, err

@@ -50,6 +50,8 @@ type Options struct {
 	MaxFileSize int64
 	// AllowLoopback lets repoURLs name this machine (local test servers).
 	AllowLoopback bool
+	// Limits bound each fetch (defaults: DefaultMaxObjectSize, DefaultMaxFetchSize).
+	Limits Limits
 }
 
 // Cache is a concurrency-safe set of on-disk repository caches.
@@ -91,6 +93,7 @@ func New(opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("git cache: %w", err)
 	}
 	opts.Dir = abs
+	opts.Limits = opts.Limits.withDefaults()
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("git cache: create %s: %w", abs, err)
 	}
@@ -117,7 +120,7 @@ func (c *Cache) repo(url string) (*repo, error) {
 	}
 	dir := c.repoDir(url)
 	// BoundOS keeps every path go-git touches inside dir.
-	storage := filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), c.objects)
+	storage := &guardedStorage{Storage: filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), c.objects), limits: c.opts.Limits}
 	r, err := gogit.Open(storage, nil)
 	if errors.Is(err, gogit.ErrRepositoryNotExists) {
 		r, err = gogit.Init(storage, nil)

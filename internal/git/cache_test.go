@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -311,4 +312,31 @@ func TestOldCommitSHAIsBounded(t *testing.T) {
 	assert.ErrorContains(t, err, fmt.Sprintf("no such commit among the last %d", git.MaxSHADepth))
 	_, err = c.Resolve(t.Context(), repo.URL, "0123456789abcdef0123456789abcdef01234567")
 	require.ErrorIs(t, err, git.ErrUnknownRevision, "an unknown SHA fails")
+}
+
+// TestFetchRefusesDecompressionBomb: a 48 MiB all-zero blob is ~50 KiB on
+// the wire. The fetch fails at its header with a clear message, without
+// inflating it in memory (unguarded, go-git allocates its full size), and
+// leaves no partial pack behind; once the blob is gone the repository works.
+func TestFetchRefusesDecompressionBomb(t *testing.T) {
+	srv := gittest.New(t)
+	repo := srv.Repo(t, "bomb")
+	repo.MustCommit(t, map[string]string{"zero.bin": strings.Repeat("\x00", 48<<20), "app/cm.yaml": "a: 1\n"}, "bomb")
+	c := newCache(t, git.Options{})
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := c.Resolve(t.Context(), repo.URL, "main")
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, git.ErrRepositoryTooLarge)
+	assert.Contains(t, err.Error(), "an object of 50331648 bytes, the limit is 33554432 (--max-git-object-bytes)")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(24<<20), "bytes allocated during the refused fetch")
+	leftovers, _ := filepath.Glob(filepath.Join(c.Dir(), "*", "objects", "pack", "tmp_pack_*"))
+	assert.Empty(t, leftovers)
+
+	fixed := repo.MustCommit(t, map[string]string{"zero.bin": gittest.Delete}, "remove the blob")
+	got, err := c.Resolve(t.Context(), repo.URL, "main")
+	require.NoError(t, err)
+	assert.Equal(t, fixed, got)
 }
