@@ -65,18 +65,21 @@ type Options struct {
 	Git GitSource
 	// MaxParams caps a set's parameter sets (default 10,000).
 	MaxParams int
+	// Budget bounds each set's template expansion (time, rendered bytes).
+	Budget templates.Budget
 }
 
 // Engine expands generators with a registry of Generators by kind.
 type Engine struct {
 	max      int
+	budget   templates.Budget
 	registry map[string]Generator
 }
 
 // New builds an Engine with the list, clusters, git, matrix and merge
 // generators.
 func New(opts Options) *Engine {
-	e := &Engine{max: opts.MaxParams, registry: map[string]Generator{}}
+	e := &Engine{max: opts.MaxParams, budget: opts.Budget, registry: map[string]Generator{}}
 	if e.max <= 0 {
 		e.max = DefaultMaxParams
 	}
@@ -294,7 +297,10 @@ func (e *Engine) Applications(ctx context.Context, set *flotillav1.ApplicationSe
 	if err != nil {
 		return nil, err
 	}
-	apps, err := templates.Expand(set, params)
+	apps, err := templates.ExpandWithin(set, params, e.budget)
+	if errors.Is(err, templates.ErrTimeBudget) {
+		return nil, err // may pass on a less busy hub: retried
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}

@@ -3,9 +3,11 @@ package templates
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,24 +59,30 @@ func Compile(set *flotillav1.ApplicationSet) (*Template, error) {
 
 // Render produces the Application for one parameter set and validates it.
 func (t *Template) Render(params map[string]any) (*flotillav1.Application, error) {
+	app, _, err := t.render(params)
+	return app, err
+}
+
+// render is Render that also returns the rendered size.
+func (t *Template) render(params map[string]any) (*flotillav1.Application, int64, error) {
 	rendered, err := t.root.render(params)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	raw, err := json.Marshal(rendered)
 	if err != nil {
-		return nil, fmt.Errorf("encode rendered template: %w", err)
+		return nil, 0, fmt.Errorf("encode rendered template: %w", err)
 	}
 	if t.patch != nil {
 		if raw, err = t.applyPatch(raw, params); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	var out flotillav1.ApplicationTemplate
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
-		return nil, fmt.Errorf("rendered template is not a valid Application: %w", err)
+		return nil, 0, fmt.Errorf("rendered template is not a valid Application: %w", err)
 	}
 	app := &flotillav1.Application{
 		TypeMeta: metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "Application"},
@@ -101,9 +109,9 @@ func (t *Template) Render(params map[string]any) (*flotillav1.Application, error
 		app.Spec.SyncPolicy.PreserveResourcesOnDeletion = true
 	}
 	if err := Validate(app); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return app, nil
+	return app, int64(len(raw)), nil
 }
 
 func (t *Template) applyPatch(doc []byte, params map[string]any) ([]byte, error) {
@@ -154,19 +162,65 @@ func Validate(app *flotillav1.Application) error {
 	return nil
 }
 
-// Expand renders every parameter set. It returns all Applications, or an
-// error naming the parameter set that failed; never a partial list.
+// Budget bounds one set's expansion: every Application's strings are
+// bounded on their own (MaxOutput, nesting), and the whole expansion by time
+// and by its rendered bytes, so a template cannot pin the hub or fill its
+// memory however many parameter sets it meets.
+type Budget struct {
+	// Time caps the whole expansion (default DefaultExpansionTime).
+	Time time.Duration
+	// Bytes caps the sum of the rendered Applications (default
+	// DefaultExpansionBytes).
+	Bytes int64
+}
+
+// Default expansion budget: far above what 10,000 ordinary Applications
+// need (~0.1 ms and ~1.5 KiB each).
+const (
+	DefaultExpansionTime  = 30 * time.Second
+	DefaultExpansionBytes = 128 << 20
+)
+
+// ErrBudget means an expansion went over its Budget; ErrTimeBudget (which
+// wraps it) that it ran out of time, which a less busy hub may not.
+var (
+	ErrBudget     = errors.New("over the expansion budget")
+	ErrTimeBudget = fmt.Errorf("%w (time)", ErrBudget)
+)
+
+// Expand renders every parameter set within the default Budget.
 func Expand(set *flotillav1.ApplicationSet, params []map[string]any) ([]*flotillav1.Application, error) {
+	return ExpandWithin(set, params, Budget{})
+}
+
+// ExpandWithin renders every parameter set. It returns all Applications, or
+// an error naming the parameter set that failed or the budget that ran out;
+// never a partial list.
+func ExpandWithin(set *flotillav1.ApplicationSet, params []map[string]any, b Budget) ([]*flotillav1.Application, error) {
+	if b.Time <= 0 {
+		b.Time = DefaultExpansionTime
+	}
+	if b.Bytes <= 0 {
+		b.Bytes = DefaultExpansionBytes
+	}
+	start := time.Now()
 	t, err := Compile(set)
 	if err != nil {
 		return nil, err
 	}
 	apps := make([]*flotillav1.Application, 0, len(params))
 	seen := make(map[string]int, len(params))
+	var size int64
 	for i, p := range params {
-		app, err := t.Render(p)
+		if elapsed := time.Since(start); elapsed > b.Time {
+			return nil, fmt.Errorf("%w: rendering %d of %d parameter sets took %s, the limit is %s: simplify the template (loops, large strings)", ErrTimeBudget, i, len(params), elapsed.Round(time.Millisecond), b.Time)
+		}
+		app, n, err := t.render(p)
 		if err != nil {
 			return nil, fmt.Errorf("parameter set %d%s: %w", i, describe(p), err)
+		}
+		if size += n; size > b.Bytes {
+			return nil, fmt.Errorf("%w: the first %d of %d Applications render to more than %d bytes: simplify the template (large strings)", ErrBudget, i+1, len(params), b.Bytes)
 		}
 		if j, dup := seen[app.Name]; dup {
 			return nil, fmt.Errorf("parameter sets %d and %d both produce application %q: make the template's metadata.name unique (for example include {{ .name }})", j, i, app.Name)

@@ -1,8 +1,11 @@
 package templates_test
 
 import (
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -258,4 +261,41 @@ func TestTemplateBudgets(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// TestExpansionBudget: a whole set's expansion is bounded in time and in
+// rendered bytes, each string being within its own bounds; the error names
+// the budget and how far the expansion got, and nothing partial is returned.
+func TestExpansionBudget(t *testing.T) {
+	many := func(n int, extra map[string]any) []map[string]any {
+		params := make([]map[string]any, n)
+		for i := range params {
+			p := clusterParams(fmt.Sprintf("c-%04d", i), "prod")
+			maps.Copy(p, extra)
+			params[i] = p
+		}
+		return params
+	}
+
+	t.Run("time", func(t *testing.T) {
+		// A million loop iterations per Application (each string is within
+		// its own bounds), for a thousand Applications: minutes of CPU.
+		s := set(t, strings.Replace(baseTemplate, "namespace: guestbook", `namespace: 'guestbook{{ range until 1000 }}{{ range until 1000 }}{{ end }}{{ end }}'`, 1))
+		apps, err := templates.ExpandWithin(s, many(1000, nil), templates.Budget{Time: 200 * time.Millisecond})
+		require.ErrorIs(t, err, templates.ErrTimeBudget)
+		assert.Regexp(t, `rendering \d+ of 1000 parameter sets took .*, the limit is 200ms`, err.Error())
+		assert.Nil(t, apps)
+	})
+
+	t.Run("bytes", func(t *testing.T) {
+		s := set(t, strings.Replace(baseTemplate, "path: 'apps/guestbook/overlays/{{ .metadata.labels.env }}'", "path: '{{ .big }}'", 1))
+		apps, err := templates.ExpandWithin(s, many(20, map[string]any{"big": strings.Repeat("x", 100<<10)}), templates.Budget{Bytes: 1 << 20})
+		require.ErrorIs(t, err, templates.ErrBudget)
+		assert.Contains(t, err.Error(), "the first 11 of 20 Applications render to more than 1048576 bytes")
+		assert.Nil(t, apps)
+
+		apps, err = templates.ExpandWithin(s, many(20, map[string]any{"big": strings.Repeat("x", 100<<10)}), templates.Budget{Bytes: 4 << 20})
+		require.NoError(t, err)
+		assert.Len(t, apps, 20)
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/kube"
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 	"github.com/flotilla-dev/flotilla/internal/version"
+	"github.com/flotilla-dev/flotilla/templates"
 )
 
 // flags are the hub's command line.
@@ -56,6 +57,8 @@ func parseFlags() *flags {
 	o.GitLimits.BindFlags(flag.CommandLine)
 	flag.DurationVar(&o.GitPollInterval, "git-poll-interval", 180e9, "how often sets with git generators re-read Git (per-generator requeueAfterSeconds overrides)")
 	flag.IntVar(&o.MaxApplications, "max-applications-per-set", 10000, "refuse sets that would produce more Applications")
+	flag.DurationVar(&o.ExpansionBudget.Time, "max-expansion-time", templates.DefaultExpansionTime, "time budget of one set's template expansion; a set over it fails with a condition")
+	flag.Int64Var(&o.ExpansionBudget.Bytes, "max-expansion-bytes", templates.DefaultExpansionBytes, "most bytes one set's rendered Applications may take")
 	flag.DurationVar(&o.ClientLimits.Timeout, "cluster-timeout", kubeconfig.DefaultLimits.Timeout, "timeout of each request to a spoke")
 	flag.Func("cluster-qps", fmt.Sprintf("client QPS limit per spoke (default %v)", kubeconfig.DefaultLimits.QPS), func(v string) error {
 		qps, err := strconv.ParseFloat(v, 32)

@@ -26,18 +26,21 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
+	"github.com/flotilla-dev/flotilla/templates"
 )
 
 // Options configure the hub.
 type Options struct {
 	// Namespace holds kubeconfig and repository Secrets (flotilla-system).
-	Namespace        string
-	AllowExec        bool
-	GitCacheDir      string
-	GitTimeout       time.Duration
-	GitLimits        git.Limits
-	GitPollInterval  time.Duration
-	MaxApplications  int
+	Namespace       string
+	AllowExec       bool
+	GitCacheDir     string
+	GitTimeout      time.Duration
+	GitLimits       git.Limits
+	GitPollInterval time.Duration
+	MaxApplications int
+	// ExpansionBudget bounds each set's template expansion.
+	ExpansionBudget  templates.Budget
 	ClientLimits     kubeconfig.Limits
 	ProbeInterval    time.Duration
 	HeartbeatGrace   time.Duration
@@ -96,6 +99,7 @@ func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
 		Clusters:  generators.HubClusters{Reader: mgr.GetClient()},
 		Git:       generators.GitCache{Cache: cache},
 		MaxParams: o.MaxApplications,
+		Budget:    o.ExpansionBudget,
 	})
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&applicationset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
