@@ -39,6 +39,7 @@ func parseFlags() *flags {
 	flag.DurationVar(&o.GitTimeout, "git-timeout", git.DefaultTimeout, "timeout of each Git operation")
 	flag.Int64Var(&o.MaxFileSize, "max-file-bytes", git.DefaultMaxFileSize, "largest file read from a repository")
 	o.GitLimits.BindFlags(flag.CommandLine)
+	flag.Int64Var(&o.RenderCacheBytes, "render-cache-bytes", agent.DefaultRenderCacheBytes, "bytes of renders (as JSON) kept between reconciles; least recently used dropped first (they render again when next needed)")
 	flag.Int64Var(&o.Render.MaxTotalSize, "max-render-bytes", agent.DefaultMaxTotalSize, "most bytes loaded from one repository for a render")
 	flag.IntVar(&o.Render.MaxObjects, "max-objects", agent.DefaultMaxObjects, "most objects one Application may render")
 	flag.BoolVar(&o.AllowLoopbackRepos, "allow-loopback-repositories", false, "let repoURLs name this machine (127.0.0.1, localhost): for local testing; link-local and metadata addresses are always refused")

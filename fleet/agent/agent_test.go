@@ -38,7 +38,7 @@ const ns = flotillav1.SystemNamespace
 
 var logOnce sync.Once
 
-func startAgent(t testing.TB, env *testenv.Env, gitDir string) (stop func()) {
+func startAgent(t testing.TB, env *testenv.Env, gitDir string, tweaks ...func(*agent.Options)) (stop func()) {
 	t.Helper()
 	logOnce.Do(func() {
 		w := io.Discard
@@ -57,8 +57,12 @@ func startAgent(t testing.TB, env *testenv.Env, gitDir string) (stop func()) {
 	cfg.QPS = -1
 	mgr, err := ctrl.NewManager(&cfg, opts)
 	require.NoError(t, err)
-	require.NoError(t, agent.Setup(mgr, agent.Options{Namespace: ns, GitCacheDir: gitDir, GitTimeout: 3 * time.Second, AllowLoopbackRepos: true,
-		SyncInterval: time.Minute, HealthInterval: 300 * time.Millisecond, Identity: "test-agent", Version: "v-test", HeartbeatEvery: time.Second}))
+	o := agent.Options{Namespace: ns, GitCacheDir: gitDir, GitTimeout: 3 * time.Second, AllowLoopbackRepos: true,
+		SyncInterval: time.Minute, HealthInterval: 300 * time.Millisecond, Identity: "test-agent", Version: "v-test", HeartbeatEvery: time.Second}
+	for _, tweak := range tweaks {
+		tweak(&o)
+	}
+	require.NoError(t, agent.Setup(mgr, o))
 	return testenv.RunManager(t, mgr)
 }
 

@@ -17,6 +17,15 @@ var (
 		Name: "flotilla_agent_sync_duration_seconds", Help: "Duration of one Application reconcile on the spoke.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 	})
+
+	renderCacheBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "flotilla_agent_render_cache_bytes", Help: "Bytes of renders kept between reconciles (bounded by --render-cache-bytes).",
+	})
+	renderCacheEvictions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flotilla_agent_render_cache_evictions_total", Help: "Renders dropped to stay within --render-cache-bytes (each renders again at its next reconcile).",
+	})
 )
 
-func init() { crmetrics.Registry.MustRegister(driftCorrections, syncDuration) }
+func init() {
+	crmetrics.Registry.MustRegister(driftCorrections, syncDuration, renderCacheBytes, renderCacheEvictions)
+}

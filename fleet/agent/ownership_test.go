@@ -13,8 +13,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
@@ -136,5 +138,40 @@ func TestRenderFailureIsStalled(t *testing.T) {
 		stalled := cond(app, flotillav1.ConditionStalled)
 		return cond(app, flotillav1.ConditionSynced).Reason == flotillav1.ReasonRenderFailed && app.Status.ObservedGeneration == app.Generation &&
 			stalled.Status == metav1.ConditionTrue && cond(app, flotillav1.ConditionReady).Status == metav1.ConditionFalse, fmt.Sprint(app.Status.Conditions)
+	})
+}
+
+// TestEvictedRendersStaySynced: with a render cache too small for two
+// Applications, each one's render is dropped while the other syncs; both
+// still sync, follow a new commit and heal drift (rendering again).
+func TestEvictedRendersStaySynced(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	repo := gittest.New(t).Repo(t, "two")
+	rev := repo.MustCommit(t, map[string]string{"one/cm.yaml": cmA, "two/cm.yaml": cmB}, "two apps")
+	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"), func(o *agent.Options) { o.RenderCacheBytes = 1 })
+	defer stop()
+	require.NoError(t, c.Create(ctx, newApp("one", repo.URL, "one", "app-one", auto())))
+	require.NoError(t, c.Create(ctx, newApp("two", repo.URL, "two", "app-two", auto())))
+	waitSynced(t, c, "one", rev)
+	waitSynced(t, c, "two", rev)
+
+	rev2 := repo.MustCommit(t, map[string]string{"one/cm.yaml": strings.Replace(cmA, "blue", "green", 1)}, "green")
+	refresh(t, c, "one")
+	refresh(t, c, "two")
+	waitSynced(t, c, "one", rev2)
+	waitSynced(t, c, "two", rev2)
+	cm, err := configMap(t, c, "app-one", "a")
+	require.NoError(t, err)
+	assert.Equal(t, "green", cm.Data["color"])
+
+	cm.Data["color"] = "red"
+	require.NoError(t, c.Update(ctx, cm, client.FieldOwner("someone-else")))
+	eventually(t, 30*time.Second, "drift on a healed", func() (bool, string) {
+		cm, err := configMap(t, c, "app-one", "a")
+		require.NoError(t, err)
+		return cm.Data["color"] == "green", cm.Data["color"]
 	})
 }

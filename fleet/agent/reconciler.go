@@ -45,9 +45,11 @@ type Reconciler struct {
 	record  appliedRecord
 	watcher *watcher
 
-	mu    sync.Mutex
-	memos map[types.NamespacedName]*memo
-	dirty sync.Map // NamespacedName → true: an applied object changed or vanished
+	// RenderCacheBytes bounds the renders kept between reconciles
+	// (default DefaultRenderCacheBytes).
+	RenderCacheBytes int64
+	memos            *memoCache
+	dirty            sync.Map // NamespacedName → true: an applied object changed or vanished
 }
 
 // SetupWithManager registers the controller and the applied-object watches.
@@ -63,7 +65,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.applier = &Applier{Client: r.Client}
 	r.record = appliedRecord{Client: r.Client}
-	r.memos = map[types.NamespacedName]*memo{}
+	r.memos = newMemoCache(r.RenderCacheBytes)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("agent").
 		For(&flotillav1.Application{}).
@@ -83,9 +85,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	app := &flotillav1.Application{}
 	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.mu.Lock()
-			delete(r.memos, req.NamespacedName)
-			r.mu.Unlock()
+			r.memos.remove(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

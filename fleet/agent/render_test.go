@@ -43,7 +43,7 @@ func TestRender(t *testing.T) {
 		"broken/bad.yaml":                           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [unclosed\n",
 		"escape/kustomization.yaml":                 "resources: [../../../etc]\n",
 		"remote/kustomization.yaml":                 "resources: ['https://github.com/example/repo//base?ref=main']\n",
-		"huge/big.yaml":                             "data: " + strings.Repeat("x", 50<<20) + "\n",
+		"huge/big.yaml":                             "data: " + strings.Repeat("x", 2<<20) + "\n",
 		"nameless/a.yaml":                           "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
 	}, "apps")
 	_, err := repo.Symlink("passwd/cm.yaml", "/etc/passwd", "symlink to /etc/passwd")
@@ -86,7 +86,7 @@ func TestRender(t *testing.T) {
 		{name: "a kustomization reaching outside the repo", src: flotillav1.ApplicationSource{Path: "escape"}, wantErr: `escape/kustomization.yaml references "../../../etc", which leaves the repository`},
 		{name: "a remote base", src: flotillav1.ApplicationSource{Path: "remote"}, wantErr: "remote bases are disabled"},
 		{name: "a symlink to /etc/passwd", src: flotillav1.ApplicationSource{Path: "passwd"}, wantErr: "symlink passwd/cm.yaml -> /etc/passwd: path leaves the repository"},
-		{name: "a 50 MiB file", src: flotillav1.ApplicationSource{Path: "huge"}, wantErr: "file too large"},
+		{name: "a 2 MiB file", src: flotillav1.ApplicationSource{Path: "huge"}, wantErr: "file too large"},
 		{name: "a manifest without a name", src: flotillav1.ApplicationSource{Path: "nameless"}, wantErr: "kustomize build nameless"},
 		{name: "a bad image override", src: flotillav1.ApplicationSource{Path: "plain", Kustomize: &flotillav1.KustomizeSource{Images: []string{"=x"}}}, wantErr: "kustomize.images"},
 	}

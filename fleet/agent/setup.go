@@ -20,17 +20,19 @@ import (
 // Options configure the agent.
 type Options struct {
 	// Namespace whose Applications the agent syncs (flotilla-system).
-	Namespace      string
-	GitCacheDir    string
-	GitTimeout     time.Duration
-	MaxFileSize    int64
-	GitLimits      git.Limits
-	Render         RenderOptions
-	SyncInterval   time.Duration
-	HealthInterval time.Duration
-	Identity       string
-	Version        string
-	HeartbeatEvery time.Duration
+	Namespace   string
+	GitCacheDir string
+	GitTimeout  time.Duration
+	MaxFileSize int64
+	// RenderCacheBytes bounds the renders kept between reconciles.
+	RenderCacheBytes int64
+	GitLimits        git.Limits
+	Render           RenderOptions
+	SyncInterval     time.Duration
+	HealthInterval   time.Duration
+	Identity         string
+	Version          string
+	HeartbeatEvery   time.Duration
 	// WatchNamespaces limits the applied-object watches to these namespaces
 	// (for an agent whose RBAC covers only them); empty means cluster-wide.
 	WatchNamespaces []string
@@ -89,7 +91,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			Timeout: o.RenderTimeout, MemoryBytes: o.RenderMemory, Concurrency: o.RenderConcurrency}
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,
-		Renderer: renderer, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces}
+		Renderer: renderer, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces,
+		RenderCacheBytes: o.RenderCacheBytes}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the agent controller: %w", err)
 	}

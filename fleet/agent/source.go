@@ -6,7 +6,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
@@ -16,9 +15,7 @@ import (
 // sync interval or a refresh asks for it. The memo's render stands while
 // the generation and commit are unchanged.
 func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error) {
-	r.mu.Lock()
-	m := r.memos[s.key]
-	r.mu.Unlock()
+	m := r.memos.get(s.key)
 	current := m != nil && m.generation == s.app.Generation
 	if current && !s.refresh && time.Since(m.checkedAt) < r.SyncInterval {
 		s.memo = m
@@ -48,10 +45,12 @@ func (r *Reconciler) renderSource(ctx context.Context, s *syncState) (bool, erro
 		s.out = notSynced(flotillav1.ReasonRenderFailed, err, s.snap.Revision, r.SyncInterval)
 		return true, nil
 	}
-	s.memo = &memo{generation: s.app.Generation, revision: s.snap.Revision, commitTime: s.snap.CommitTime, checkedAt: time.Now(), objects: objs}
-	r.mu.Lock()
-	r.memos[s.key] = s.memo
-	r.mu.Unlock()
+	rendered, size, err := encodeRender(objs)
+	if err != nil {
+		return false, err
+	}
+	s.memo = &memo{generation: s.app.Generation, revision: s.snap.Revision, commitTime: s.snap.CommitTime, checkedAt: time.Now(), rendered: rendered, size: size}
+	r.memos.put(s.key, s.memo)
 	return false, nil
 }
 
@@ -66,9 +65,8 @@ func (r *Reconciler) prepare(ctx context.Context, s *syncState) (bool, error) {
 		return false, err
 	}
 	s.prev = prev
-	s.objs = make([]*unstructured.Unstructured, len(m.objects))
-	for i, o := range m.objects {
-		s.objs[i] = o.DeepCopy()
+	if s.objs, err = m.objects(); err != nil {
+		return false, err
 	}
 	if len(s.objs) == 0 && len(prev) > 0 {
 		s.out.syncStatus = flotillav1.SyncStatusOutOfSync

@@ -21,8 +21,9 @@ type memo struct {
 	revision   string
 	commitTime time.Time
 	checkedAt  time.Time
-	objects    []*unstructured.Unstructured
-	applied    bool // the current render has been applied
+	rendered   [][]byte // the render, one JSON object each (see memoCache)
+	size       int64    // bytes of rendered
+	applied    bool     // the current render has been applied
 	appliedAt  time.Time
 	errs       map[string]error  // per object, from the last apply
 	driftAt    time.Time         // last drift check
