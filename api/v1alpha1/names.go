@@ -64,6 +64,10 @@ const (
 	AnnotationHubNamespace = "flotilla.dev/hub-namespace"
 	// AnnotationHubName records the hub name of a spoke Application.
 	AnnotationHubName = "flotilla.dev/hub-name"
+	// AnnotationHubGeneration records on a spoke Application the hub
+	// Application's generation its spec carries: the hub calls a generation
+	// observed only once the agent has processed the copy carrying it.
+	AnnotationHubGeneration = "flotilla.dev/hub-generation"
 
 	// FinalizerDelivery guards a hub Application until its spoke copy is gone.
 	FinalizerDelivery = "flotilla.dev/delivery"

@@ -36,6 +36,11 @@ const (
 	ReasonSpokeUnreadable    = "SpokeUnreadable"
 	ReasonDeliveryFailed     = "DeliveryFailed"
 	ReasonDeletionFailed     = "DeletionFailed"
+	// Health and Synced on the hub when nobody knows: the spoke cannot be
+	// reached, its agent's heartbeat expired, or the agent has not yet
+	// reported on the current spec.
+	ReasonAgentUnavailable = "AgentUnavailable"
+	ReasonAwaitingAgent    = "AwaitingAgent"
 
 	// Application on the spoke (Synced; Healthy uses the health status).
 	ReasonSynced         = "Synced"

@@ -47,6 +47,7 @@ func parseFlags() *flags {
 	flag.DurationVar(&o.SyncInterval, "sync-interval", 3*time.Minute, "how often to re-check Git for new commits")
 	flag.DurationVar(&o.HealthInterval, "health-interval", 5*time.Second, "re-check interval while something is Progressing")
 	flag.DurationVar(&o.HeartbeatEvery, "heartbeat-interval", 10*time.Second, "how often to renew the heartbeat Lease")
+	flag.DurationVar(&o.LeaseDuration, "lease-duration", 40*time.Second, "the heartbeat Lease's duration: the hub reports this agent's Applications Unknown once it passes without a renewal (more than heartbeat-interval; default 40s)")
 	flag.Func("watch-namespaces", "comma-separated namespaces the agent may deploy to (its RBAC scope); empty means the whole cluster", func(v string) error {
 		o.WatchNamespaces = nil
 		for _, ns := range strings.Split(v, ",") {

@@ -23,12 +23,18 @@ type Heartbeat struct {
 	Version   string
 	// Interval between renewals (default 10s).
 	Interval time.Duration
+	// Duration is the Lease's leaseDurationSeconds: the hub counts the agent
+	// gone once it passes without a renewal (default 4 × Interval).
+	Duration time.Duration
 }
 
 // Start implements manager.Runnable.
 func (h *Heartbeat) Start(ctx context.Context) error {
 	if h.Interval == 0 {
 		h.Interval = 10 * time.Second
+	}
+	if h.Duration <= h.Interval {
+		h.Duration = 4 * h.Interval
 	}
 	t := time.NewTicker(h.Interval)
 	defer t.Stop()
@@ -51,7 +57,7 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: flotillav1.AgentLeaseName, Namespace: h.Namespace, Annotations: map[string]string{flotillav1.AnnotationAgentVersion: h.Version}},
-			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(h.Identity), LeaseDurationSeconds: ptr.To(int32(40)),
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(h.Identity), LeaseDurationSeconds: ptr.To(h.seconds()),
 				AcquireTime: &now, RenewTime: &now},
 		}
 		return h.Client.Create(ctx, lease)
@@ -65,5 +71,8 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	lease.Annotations[flotillav1.AnnotationAgentVersion] = h.Version
 	lease.Spec.HolderIdentity = ptr.To(h.Identity)
 	lease.Spec.RenewTime = &now
+	lease.Spec.LeaseDurationSeconds = ptr.To(h.seconds())
 	return h.Client.Update(ctx, lease)
 }
+
+func (h *Heartbeat) seconds() int32 { return int32((h.Duration + time.Second - 1) / time.Second) }

@@ -33,6 +33,9 @@ type Options struct {
 	Identity         string
 	Version          string
 	HeartbeatEvery   time.Duration
+	// LeaseDuration is how long the hub waits for a renewal before it
+	// counts the agent gone (default 4 × HeartbeatEvery).
+	LeaseDuration time.Duration
 	// WatchNamespaces limits the applied-object watches to these namespaces
 	// (for an agent whose RBAC covers only them); empty means cluster-wide.
 	WatchNamespaces []string
@@ -96,5 +99,5 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the agent controller: %w", err)
 	}
-	return mgr.Add(&Heartbeat{Client: mgr.GetClient(), Namespace: o.Namespace, Identity: o.Identity, Version: o.Version, Interval: o.HeartbeatEvery})
+	return mgr.Add(&Heartbeat{Client: mgr.GetClient(), Namespace: o.Namespace, Identity: o.Identity, Version: o.Version, Interval: o.HeartbeatEvery, Duration: o.LeaseDuration})
 }

@@ -21,6 +21,28 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/hub/delivery"
 )
 
+// agentReports writes a spoke copy's status as an agent does after
+// processing it: at its generation, with Synced and Healthy conditions.
+func agentReports(t *testing.T, c client.Client, name string, health flotillav1.HealthStatus) {
+	t.Helper()
+	spoke := &flotillav1.Application{}
+	require.NoError(t, c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, spoke))
+	spoke.Status.ObservedGeneration = spoke.Generation
+	spoke.Status.Sync = flotillav1.SyncStatus{Status: flotillav1.SyncStatusSynced, Revision: "1a2b3c"}
+	spoke.Status.Health = health
+	spoke.Status.DriftCorrections = 2
+	healthy := metav1.ConditionTrue
+	if health.Status != flotillav1.HealthHealthy {
+		healthy = metav1.ConditionFalse
+	}
+	now := metav1.Now()
+	spoke.Status.Conditions = []metav1.Condition{
+		{Type: flotillav1.ConditionSynced, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonSynced, Message: "1 objects at 1a2b3c", ObservedGeneration: spoke.Generation, LastTransitionTime: now},
+		{Type: flotillav1.ConditionHealthy, Status: healthy, Reason: string(health.Status), Message: health.Message, ObservedGeneration: spoke.Generation, LastTransitionTime: now},
+	}
+	require.NoError(t, c.Status().Update(t.Context(), spoke))
+}
+
 // TestHubDeliversToSpokes: one hub, two real spoke apiservers and a spoke
 // that hangs. A set yields Applications that land on the right spokes; the
 // hung spoke is reported and does not hold the others back; status written
@@ -92,7 +114,7 @@ func TestHubDeliversToSpokes(t *testing.T) {
 		// An agent heartbeat turns AgentAvailable True.
 		lease := &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: flotillav1.AgentLeaseName, Namespace: ns, Annotations: map[string]string{flotillav1.AnnotationAgentVersion: "v0.1.0"}},
-			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("agent"), RenewTime: &metav1.MicroTime{Time: time.Now()}},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("agent"), RenewTime: &metav1.MicroTime{Time: time.Now()}, LeaseDurationSeconds: ptr.To(int32(3600))},
 		}
 		require.NoError(t, f.spokes["east"].Client.Create(ctx, lease))
 		eventually(t, 20*time.Second, "east AgentAvailable", func() (bool, string) {
@@ -106,17 +128,32 @@ func TestHubDeliversToSpokes(t *testing.T) {
 	t.Run("spoke status is mirrored and aggregated", func(t *testing.T) {
 		for _, cluster := range []string{"east", "west"} {
 			for _, app := range []string{"web", "api"} {
-				spoke := &flotillav1.Application{}
-				require.NoError(t, f.spokes[cluster].Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: delivery.SpokeName("default", cluster+"-"+app)}, spoke))
-				spoke.Status.Sync = flotillav1.SyncStatus{Status: flotillav1.SyncStatusSynced, Revision: "1a2b3c"}
-				spoke.Status.Health = flotillav1.HealthStatus{Status: flotillav1.HealthHealthy}
+				health := flotillav1.HealthStatus{Status: flotillav1.HealthHealthy, Message: "all 1 resources Healthy"}
 				if cluster == "west" && app == "api" {
-					spoke.Status.Health = flotillav1.HealthStatus{Status: flotillav1.HealthDegraded, Message: "Deployment api/api: 0 of 2 replicas available"}
+					health = flotillav1.HealthStatus{Status: flotillav1.HealthDegraded, Message: "Deployment api/api: 0 of 2 replicas available"}
 				}
-				spoke.Status.DriftCorrections = 2
-				require.NoError(t, f.spokes[cluster].Client.Status().Update(ctx, spoke))
+				agentReports(t, f.spokes[cluster].Client, delivery.SpokeName("default", cluster+"-"+app), health)
 			}
 		}
+		// west has no agent heartbeat: what its copies say may be stale, so
+		// the hub says Unknown, and the set is not Healthy for it.
+		eventually(t, 30*time.Second, "west Unknown while its agent is unavailable", func() (bool, string) {
+			got := &flotillav1.ApplicationSet{}
+			require.NoError(t, hc.Get(ctx, key("guestbook"), got))
+			app := &flotillav1.Application{}
+			require.NoError(t, hc.Get(ctx, key("west-api"), app))
+			h := condition(app.Status.Conditions, flotillav1.ConditionHealthy)
+			s := got.Status.Summary
+			return s.Healthy == 2 && s.Unknown == 4 && got.Status.Revisions[0].Healthy == 2 && app.Status.Health.Status == flotillav1.HealthUnknown &&
+					h.Reason == flotillav1.ReasonAgentUnavailable && strings.Contains(h.Message, "AgentNotFound") &&
+					condition(got.Status.Conditions, flotillav1.ConditionHealthy).Status == metav1.ConditionUnknown,
+				toYAML(got.Status.Summary) + toYAML(app.Status.Conditions)
+		})
+		lease := &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: flotillav1.AgentLeaseName, Namespace: ns},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("agent"), RenewTime: &metav1.MicroTime{Time: time.Now()}, LeaseDurationSeconds: ptr.To(int32(3600))},
+		}
+		require.NoError(t, f.spokes["west"].Client.Create(ctx, lease))
 		eventually(t, 30*time.Second, "aggregated set status", func() (bool, string) {
 			got := &flotillav1.ApplicationSet{}
 			require.NoError(t, hc.Get(ctx, key("guestbook"), got))

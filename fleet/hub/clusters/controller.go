@@ -112,6 +112,7 @@ type probe struct {
 	ready, creds, agent       metav1.Condition
 	server, version, agentVer string
 	heartbeat                 *metav1.Time
+	leaseExpires              time.Time // when the agent counts as gone without a renewal
 	cfg                       *rest.Config
 	hash                      string
 	credsVersion              string       // the Secret's resourceVersion, once it worked
@@ -187,7 +188,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if ok {
 		r.forget(mc.Name)
-		return ctrl.Result{RequeueAfter: r.ProbeInterval}, nil
+		next := r.ProbeInterval
+		if p.agent.Status == metav1.ConditionTrue && !p.leaseExpires.IsZero() {
+			// Look again just after the Lease would expire: an agent that
+			// died is noticed within its Lease duration, not a probe later.
+			next = min(next, time.Until(p.leaseExpires)+time.Second)
+		}
+		return ctrl.Result{RequeueAfter: max(next, time.Second)}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.nextBackoff(mc.Name)}, nil
 }
@@ -273,7 +280,7 @@ func (r *Reconciler) probe(ctx context.Context, mc *flotillav1.MemberCluster) pr
 	}
 	cfg, cs := pc.cfg, pc.cs
 	p.cfg, p.hash, p.server = cfg, pc.hash, cfg.Host
-	ver, err := cs.Discovery().ServerVersion()
+	ver, err := cs.Discovery().ServerVersionWithContext(ctx)
 	if err != nil {
 		switch {
 		case apierrors.IsUnauthorized(err):
@@ -314,13 +321,21 @@ func (r *Reconciler) readLease(p *probe, lease *coordinationv1.Lease) {
 	}
 	hb := metav1.NewTime(lease.Spec.RenewTime.Time)
 	p.heartbeat = &hb
-	age := time.Since(lease.Spec.RenewTime.Time).Round(time.Second)
-	if age > r.HeartbeatGrace {
+	// The agent says how long its Lease lasts; older agents did not: grace.
+	grace := r.HeartbeatGrace
+	if d := lease.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
+		grace = time.Duration(*d) * time.Second
+	}
+	p.leaseExpires = lease.Spec.RenewTime.Add(grace)
+	if time.Since(lease.Spec.RenewTime.Time) > grace {
+		// No age in the message: it would change (and be written) on
+		// every probe.
 		p.agent.Status, p.agent.Reason = metav1.ConditionUnknown, flotillav1.ReasonHeartbeatExpired
-		p.agent.Message = fmt.Sprintf("last agent heartbeat %s ago (grace %s): check the flotilla-agent pod", age, r.HeartbeatGrace)
+		p.agent.Message = fmt.Sprintf("last agent heartbeat at %s; its Lease (%s) expired: check the flotilla-agent pod",
+			lease.Spec.RenewTime.UTC().Format(time.RFC3339), grace)
 		return
 	}
-	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, flotillav1.ReasonHeartbeat, fmt.Sprintf("agent %s renews its Lease (heartbeat within the %s grace)", p.agentVer, r.HeartbeatGrace)
+	p.agent.Status, p.agent.Reason, p.agent.Message = metav1.ConditionTrue, flotillav1.ReasonHeartbeat, fmt.Sprintf("agent %s renews its Lease (duration %s)", p.agentVer, grace)
 }
 
 // probeClient is a cluster's parsed kubeconfig and probe client, kept

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"strconv"
 	"sync"
 	"time"
 
@@ -107,12 +108,13 @@ var clusterChanged = predicate.Funcs{
 			return true
 		}
 		return oldMC.Generation != newMC.Generation || !newMC.DeletionTimestamp.Equal(oldMC.DeletionTimestamp) ||
-			readyStatus(oldMC) != readyStatus(newMC)
+			conditionStatus(oldMC, flotillav1.ConditionReady) != conditionStatus(newMC, flotillav1.ConditionReady) ||
+			conditionStatus(oldMC, flotillav1.ConditionAgentAvailable) != conditionStatus(newMC, flotillav1.ConditionAgentAvailable)
 	},
 }
 
-func readyStatus(mc *flotillav1.MemberCluster) metav1.ConditionStatus {
-	if c := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionReady); c != nil {
+func conditionStatus(mc *flotillav1.MemberCluster, typ string) metav1.ConditionStatus {
+	if c := apimeta.FindStatusCondition(mc.Status.Conditions, typ); c != nil {
 		return c.Status
 	}
 	return metav1.ConditionUnknown
@@ -174,15 +176,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	switch {
 	case clusterMissing:
-		return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterNotFound,
-			fmt.Sprintf("MemberCluster %q does not exist: register it (flotilla cluster register) or fix destination.cluster", clusterName), time.Minute)
+		msg := fmt.Sprintf("MemberCluster %q does not exist: register it (flotilla cluster register) or fix destination.cluster", clusterName)
+		return r.notDelivered(ctx, app, nil, &dark{flotillav1.ReasonClusterNotFound, msg}, flotillav1.ReasonClusterNotFound, msg, time.Minute)
 	case mc.Spec.Paused:
-		return r.notDelivered(ctx, app, r.spokeCopy(ctx, app, mc), "ClusterPaused",
-			"delivery to this cluster is paused; the spoke keeps what it has", 0)
+		spoke, dk := r.spokeCopy(ctx, app, mc)
+		return r.notDelivered(ctx, app, spoke, dk, flotillav1.ReasonClusterPaused, "delivery to this cluster is paused; the spoke keeps what it has", 0)
 	}
 	rc, ok := r.Pool.Get(clusterName)
 	if healthy, msg := healthOf(rc, ok); !healthy {
-		return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterUnreachable, msg, 15*time.Second)
+		return r.notDelivered(ctx, app, nil, unreachable(mc, msg), flotillav1.ReasonClusterUnreachable, msg, 15*time.Second)
 	}
 	release, ok := r.acquire(clusterName)
 	if !ok {
@@ -192,18 +194,42 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	spoke, err := r.cachedSpoke(ctx, rc, app)
 	if err != nil {
-		return r.notDelivered(ctx, app, nil, flotillav1.ReasonSpokeUnreadable, err.Error(), 15*time.Second)
+		return r.notDelivered(ctx, app, nil, &dark{flotillav1.ReasonSpokeUnreadable, err.Error()}, flotillav1.ReasonSpokeUnreadable, err.Error(), 15*time.Second)
 	}
 	desired := desiredSpoke(app, rc.AgentNamespace)
 	if spoke == nil || !sameSpoke(desired, spoke) {
 		if err := r.applySpoke(ctx, rc, desired); err != nil {
-			return r.notDelivered(ctx, app, spoke, flotillav1.ReasonDeliveryFailed, err.Error(), 10*time.Second)
+			return r.notDelivered(ctx, app, spoke, agentGone(mc), flotillav1.ReasonDeliveryFailed, err.Error(), 10*time.Second)
 		}
 		metrics.DeliveryLatency.WithLabelValues(clusterName).Observe(time.Since(lastChange(app)).Seconds())
 	}
 	delivered := metav1.Condition{Type: flotillav1.ConditionDelivered, Status: metav1.ConditionTrue, Reason: flotillav1.ReasonDelivered,
 		Message: fmt.Sprintf("applied to %s/%s on %s", rc.AgentNamespace, desired.Name, clusterName)}
-	return ctrl.Result{}, r.mirror(ctx, app, spoke, delivered)
+	return ctrl.Result{}, r.mirror(ctx, app, spoke, delivered, agentGone(mc))
+}
+
+// dark says why the hub cannot know what the agent does with an
+// Application: its health and sync are then Unknown, for that reason.
+type dark struct{ reason, message string }
+
+// unreachable is the darkness of a cluster the hub cannot reach: no report
+// has come since the cluster stopped answering.
+func unreachable(mc *flotillav1.MemberCluster, msg string) *dark {
+	if c := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionReady); c != nil && c.Status != metav1.ConditionTrue {
+		msg = fmt.Sprintf("no report since %s: %s", c.LastTransitionTime.UTC().Format(time.RFC3339), msg)
+	}
+	return &dark{flotillav1.ReasonClusterUnreachable, msg}
+}
+
+// agentGone is the darkness of a cluster whose agent's heartbeat is not
+// seen (expired, never renewed, no agent); nil while it is.
+func agentGone(mc *flotillav1.MemberCluster) *dark {
+	c := apimeta.FindStatusCondition(mc.Status.Conditions, flotillav1.ConditionAgentAvailable)
+	if c == nil || c.Status == metav1.ConditionTrue {
+		// Not probed yet (a new cluster): the agent's own report decides.
+		return nil
+	}
+	return &dark{flotillav1.ReasonAgentUnavailable, fmt.Sprintf("the agent is not available (%s): %s", c.Reason, c.Message)}
 }
 
 func healthOf(rc *spokes.Cluster, ok bool) (bool, string) {
@@ -242,14 +268,17 @@ func (r *Reconciler) cachedSpoke(ctx context.Context, rc *spokes.Cluster, app *f
 }
 
 // spokeCopy reads the spoke copy if the cluster is connected (for the
-// status mirror of a paused cluster); nil otherwise.
-func (r *Reconciler) spokeCopy(ctx context.Context, app *flotillav1.Application, mc *flotillav1.MemberCluster) *flotillav1.Application {
+// status mirror of a paused cluster), or says why it cannot.
+func (r *Reconciler) spokeCopy(ctx context.Context, app *flotillav1.Application, mc *flotillav1.MemberCluster) (*flotillav1.Application, *dark) {
 	rc, ok := r.Pool.Get(mc.Name)
-	if healthy, _ := healthOf(rc, ok); !healthy {
-		return nil
+	if healthy, msg := healthOf(rc, ok); !healthy {
+		return nil, unreachable(mc, msg)
 	}
-	spoke, _ := r.cachedSpoke(ctx, rc, app)
-	return spoke
+	spoke, err := r.cachedSpoke(ctx, rc, app)
+	if err != nil {
+		return nil, &dark{flotillav1.ReasonSpokeUnreadable, err.Error()}
+	}
+	return spoke, agentGone(mc)
 }
 
 func desiredSpoke(app *flotillav1.Application, agentNamespace string) *flotillav1.Application {
@@ -261,7 +290,8 @@ func desiredSpoke(app *flotillav1.Application, agentNamespace string) *flotillav
 		TypeMeta: metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "Application"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: SpokeName(app.Namespace, app.Name), Namespace: agentNamespace, Labels: labels,
-			Annotations: map[string]string{flotillav1.AnnotationHubNamespace: app.Namespace, flotillav1.AnnotationHubName: app.Name},
+			Annotations: map[string]string{flotillav1.AnnotationHubNamespace: app.Namespace, flotillav1.AnnotationHubName: app.Name,
+				flotillav1.AnnotationHubGeneration: strconv.FormatInt(app.Generation, 10)},
 		},
 		Spec: app.Spec,
 	}
@@ -286,15 +316,17 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application, 
 	case clusterMissing:
 		// The cluster left the fleet: nothing can be reached or cleaned.
 	case mc.Spec.Paused:
-		return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterPaused, "deletion waits until the cluster is unpaused: a paused cluster loses nothing", time.Minute)
+		spoke, dk := r.spokeCopy(ctx, app, mc)
+		return r.notDelivered(ctx, app, spoke, dk, flotillav1.ReasonClusterPaused, "deletion waits until the cluster is unpaused: a paused cluster loses nothing", time.Minute)
 	default:
 		rc, ok := r.Pool.Get(mc.Name)
 		if healthy, msg := healthOf(rc, ok); !healthy {
-			return r.notDelivered(ctx, app, nil, flotillav1.ReasonClusterUnreachable, "cannot remove the spoke copy yet: "+msg, 15*time.Second)
+			return r.notDelivered(ctx, app, nil, unreachable(mc, msg), flotillav1.ReasonClusterUnreachable, "cannot remove the spoke copy yet: "+msg, 15*time.Second)
 		}
 		spoke := &flotillav1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: rc.AgentNamespace, Name: SpokeName(app.Namespace, app.Name)}}
 		if err := rc.Client().Delete(ctx, spoke); err != nil && !apierrors.IsNotFound(err) {
-			return r.notDelivered(ctx, app, nil, flotillav1.ReasonDeletionFailed, fmt.Sprintf("delete the spoke copy: %v", err), 10*time.Second)
+			msg := fmt.Sprintf("delete the spoke copy: %v", err)
+			return r.notDelivered(ctx, app, nil, &dark{flotillav1.ReasonDeletionFailed, msg}, flotillav1.ReasonDeletionFailed, msg, 10*time.Second)
 		}
 	}
 	patch := client.MergeFrom(app.DeepCopy())
@@ -306,36 +338,23 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application, 
 	return ctrl.Result{}, nil
 }
 
-func (r *Reconciler) notDelivered(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, reason, msg string, after time.Duration) (ctrl.Result, error) {
+func (r *Reconciler) notDelivered(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, dk *dark, reason, msg string, after time.Duration) (ctrl.Result, error) {
 	cond := metav1.Condition{Type: flotillav1.ConditionDelivered, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
 	if old := apimeta.FindStatusCondition(app.Status.Conditions, flotillav1.ConditionDelivered); r.Recorder != nil && (old == nil || old.Reason != reason) {
 		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Deliver", "%s", msg)
 	}
-	if err := r.mirror(ctx, app, spoke, cond); err != nil {
+	if err := r.mirror(ctx, app, spoke, cond, dk); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // mirror writes the hub Application's status: the Delivered condition plus
-// the spoke copy's sync, health and resources. It writes nothing when
-// nothing changed.
-func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, delivered metav1.Condition) error {
+// what the hub can truthfully say of the agent's report (see report). It
+// writes nothing when nothing changed.
+func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, delivered metav1.Condition, dk *dark) error {
 	want := app.Status.DeepCopy()
-	conds := []metav1.Condition{delivered}
-	if spoke != nil {
-		s := spoke.Status
-		want.Sync, want.Health, want.Resources, want.ResourceCount = s.Sync, s.Health, s.Resources, s.ResourceCount
-		want.DriftCorrections, want.LastSyncTime, want.LastSyncError = s.DriftCorrections, s.LastSyncTime, s.LastSyncError
-		for _, t := range []string{flotillav1.ConditionSynced, flotillav1.ConditionHealthy} {
-			if c := apimeta.FindStatusCondition(s.Conditions, t); c != nil {
-				conds = append(conds, *c)
-			}
-		}
-	}
-	if delivered.Status == metav1.ConditionTrue {
-		want.ObservedGeneration = app.Generation
-	}
+	conds := append([]metav1.Condition{delivered}, report(want, app, spoke, dk)...)
 	// Ready: Delivered, then the agent's Synced and Healthy. While the
 	// current spec is not delivered, the spoke's report is not about it:
 	// Ready says why delivery waits (Delivered is about this generation).

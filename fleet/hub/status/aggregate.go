@@ -49,6 +49,17 @@ func Count(apps []flotillav1.Application) flotillav1.ApplicationCounts {
 	return c
 }
 
+// firstOf is the first listed Application of health h (the list is
+// bounded, so it may have none: then an empty entry).
+func firstOf(list []flotillav1.NotHealthyApplication, h flotillav1.HealthStatusCode) flotillav1.NotHealthyApplication {
+	for _, a := range list {
+		if a.Health == h || h == flotillav1.HealthUnknown && a.Health == "" {
+			return a
+		}
+	}
+	return flotillav1.NotHealthyApplication{Application: "?", Cluster: "?"}
+}
+
 // severity orders health from worst to best for the notHealthy list.
 var severity = map[flotillav1.HealthStatusCode]int{
 	flotillav1.HealthDegraded: 0, flotillav1.HealthMissing: 1, flotillav1.HealthUnknown: 2, "": 2,
@@ -133,9 +144,15 @@ func Aggregate(apps []flotillav1.Application) SetStatus {
 	case counts.Progressing > 0:
 		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, flotillav1.ReasonProgressing
 		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy, %d Progressing", counts.Healthy, counts.Total, counts.Progressing)
-	default:
+	case counts.Unknown > 0:
+		first := firstOf(out.NotHealthy, flotillav1.HealthUnknown)
 		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionUnknown, flotillav1.ReasonPending
-		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy; the others have not reported health yet", counts.Healthy, counts.Total)
+		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy, %d Unknown (nobody can say: cluster unreachable, agent unavailable or not reported yet), first: %s on %s: %s",
+			counts.Healthy, counts.Total, counts.Unknown, first.Application, first.Cluster, kube.Truncate(first.Message, 300))
+	default: // Missing or Suspended
+		first := out.NotHealthy[0]
+		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, string(first.Health)
+		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy, first: %s on %s is %s", counts.Healthy, counts.Total, first.Application, first.Cluster, first.Health)
 	}
 	return out
 }
