@@ -86,6 +86,10 @@ func fixtureDetail() SetDetail {
 				Conditions: []metav1.Condition{cond(flotillav1.ConditionDelivered, metav1.ConditionTrue, "Delivered", "")}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "dev-1-guestbook", CreationTimestamp: ago(40 * time.Second)}, Spec: flotillav1.ApplicationSpec{Destination: flotillav1.ApplicationDestination{Cluster: "dev-1"}},
 			Status: flotillav1.ApplicationStatus{Conditions: []metav1.Condition{cond(flotillav1.ConditionDelivered, metav1.ConditionFalse, "ClusterUnreachable", "cannot deliver: the cluster is not Ready")}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "prod-ap-1-guestbook", CreationTimestamp: ago(26 * time.Hour)}, Spec: flotillav1.ApplicationSpec{Destination: flotillav1.ApplicationDestination{Cluster: "prod-ap-1"}},
+			Status: flotillav1.ApplicationStatus{Sync: flotillav1.SyncStatus{Status: "Unknown", Revision: revA}, Health: flotillav1.HealthStatus{Status: "Unknown"}, LastSyncError: "an old error",
+				Conditions: []metav1.Condition{cond(flotillav1.ConditionDelivered, metav1.ConditionTrue, "Delivered", ""),
+					cond(flotillav1.ConditionHealthy, metav1.ConditionUnknown, flotillav1.ReasonAgentUnavailable, "the agent is not available (HeartbeatExpired): last agent heartbeat at 2026-11-30T16:00:00Z")}}},
 	}
 	for i := range apps {
 		d.Applications = append(d.Applications, appStatus(&apps[i]))

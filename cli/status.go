@@ -143,13 +143,15 @@ type SetStatus struct {
 	Healthy      int32           `json:"healthy"`
 	Progressing  int32           `json:"progressing"`
 	Degraded     int32           `json:"degraded"`
+	Unknown      int32           `json:"unknown"`
 	Rollout      *Rollout        `json:"rollout,omitempty"`
 	Status       string          `json:"status"`
 	Message      string          `json:"message,omitempty"`
 	NotHealthy   []NotHealthyApp `json:"notHealthy,omitempty"`
 }
 
-// Rollout is how far the newest revision has spread.
+// Rollout is how far the most common revision has spread: Healthy counts
+// only Applications whose agent reported Healthy on their current spec.
 type Rollout struct {
 	Revision     string `json:"revision"`
 	Applications int32  `json:"applications"`
@@ -174,7 +176,7 @@ type FleetStatus struct {
 func setStatus(set *flotillav1.ApplicationSet) SetStatus {
 	st := set.Status
 	out := SetStatus{Namespace: set.Namespace, Name: set.Name, Clusters: st.Summary.Clusters, Applications: st.Summary.Applications,
-		Synced: st.Summary.Synced, Healthy: st.Summary.Healthy, Progressing: st.Summary.Progressing, Degraded: st.Summary.Degraded, Status: "Unknown"}
+		Synced: st.Summary.Synced, Healthy: st.Summary.Healthy, Progressing: st.Summary.Progressing, Degraded: st.Summary.Degraded, Unknown: st.Summary.Unknown, Status: "Unknown"}
 	if len(st.Revisions) > 0 {
 		r := st.Revisions[0]
 		out.Rollout = &Rollout{Revision: r.Revision, Applications: r.Applications, Healthy: r.Healthy, Of: st.Summary.Applications}
@@ -198,7 +200,7 @@ func (r *Rollout) String() string {
 	if r == nil {
 		return "<none>"
 	}
-	return fmt.Sprintf("%d/%d on %s", r.Applications, r.Of, git.ShortSHA(r.Revision))
+	return fmt.Sprintf("%d/%d on %s", r.Healthy, r.Of, git.ShortSHA(r.Revision))
 }
 
 func (o *statusOptions) fleet(ctx context.Context, hub *conn, w io.Writer, p palette) error {
@@ -228,13 +230,13 @@ func printFleet(w io.Writer, format string, fs FleetStatus, p palette) error {
 		_, err := io.WriteString(w, "No ApplicationSets: apply one with 'kubectl apply -f', or preview one with 'flotilla generate -f'.\n")
 		return err
 	}
-	t := &table{header: []string{"NAMESPACE", "NAME", "CLUSTERS", "SYNCED", "HEALTHY", "PROGRESSING", "DEGRADED", "ROLLOUT", "STATUS"}, colour: p, paint: map[int]bool{8: true}}
+	t := &table{header: []string{"NAMESPACE", "NAME", "CLUSTERS", "SYNCED", "HEALTHY", "PROGRESSING", "DEGRADED", "UNKNOWN", "ROLLOUT", "STATUS"}, colour: p, paint: map[int]bool{9: true}}
 	if format == "wide" {
 		t.header = append(t.header, "MESSAGE")
 	}
 	for _, s := range fs.ApplicationSets {
 		row := []string{s.Namespace, s.Name, itoa(s.Clusters), fmt.Sprintf("%d/%d", s.Synced, s.Applications), fmt.Sprintf("%d/%d", s.Healthy, s.Applications),
-			itoa(s.Progressing), itoa(s.Degraded), s.Rollout.String(), s.Status}
+			itoa(s.Progressing), itoa(s.Degraded), itoa(s.Unknown), s.Rollout.String(), s.Status}
 		if format == "wide" {
 			row = append(row, s.Message)
 		}
@@ -281,7 +283,10 @@ func (o *statusOptions) set(ctx context.Context, hub *conn, name string, w io.Wr
 func appStatus(a *flotillav1.Application) AppStatus {
 	out := AppStatus{Cluster: a.Spec.Destination.Cluster, Application: a.Name, Sync: orUnknown(string(a.Status.Sync.Status)), Health: orUnknown(string(a.Status.Health.Status)),
 		Revision: a.Status.Sync.Revision, Delivered: conditionWord(a.Status.Conditions, flotillav1.ConditionDelivered), Created: a.CreationTimestamp, LastSync: a.Status.LastSyncTime}
+	healthy := apimeta.FindStatusCondition(a.Status.Conditions, flotillav1.ConditionHealthy)
 	switch {
+	case healthy != nil && healthy.Status == metav1.ConditionUnknown && darkReasons[healthy.Reason]:
+		out.Message = healthy.Reason + ": " + healthy.Message
 	case a.Status.LastSyncError != "":
 		out.Message = a.Status.LastSyncError
 	case out.Delivered != "True":
@@ -292,6 +297,13 @@ func appStatus(a *flotillav1.Application) AppStatus {
 		out.Message = a.Status.Health.Message
 	}
 	return out
+}
+
+// darkReasons are why the hub cannot know an Application's health: they
+// explain its Unknown better than the last sync error.
+var darkReasons = map[string]bool{
+	flotillav1.ReasonClusterUnreachable: true, flotillav1.ReasonAgentUnavailable: true, flotillav1.ReasonAwaitingAgent: true,
+	flotillav1.ReasonClusterNotFound: true, flotillav1.ReasonSpokeUnreadable: true,
 }
 
 func orUnknown(s string) string {

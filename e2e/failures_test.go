@@ -52,6 +52,31 @@ func healthyAt(apps map[string]flotillav1.Application, rev string, want int) (bo
 // Scenario 6: a spoke's apiserver dies. Its MemberCluster goes not-Ready
 // within the grace period, the other spoke keeps converging, and when the
 // apiserver is back the spoke converges with no manual step.
+// leavesHealthy waits (within the agent's Lease duration plus 5 s) for the
+// set to stop saying Healthy and for every Application on cluster to be
+// Unknown for reason, with the hub's explanation; it returns how long.
+func leavesHealthy(t *testing.T, f *localfleet.Fleet, cluster, reason, says string) time.Duration {
+	t.Helper()
+	took := eventually(t, localfleet.AgentLeaseDuration+5*time.Second, "the set leaves Healthy ("+cluster+" "+reason+")", func() (bool, string) {
+		c := conditionOf(setStatus(t, f, "default", "fleet").Conditions, flotillav1.ConditionHealthy)
+		return c.Status != metav1.ConditionTrue, string(c.Status) + " " + c.Message
+	})
+	eventually(t, 15*time.Second, "every Application on "+cluster+" Unknown: "+reason, func() (bool, string) {
+		for _, a := range appsOn(appsOf(t, f, "default", "fleet"), cluster) {
+			h := conditionOf(a.Status.Conditions, flotillav1.ConditionHealthy)
+			if a.Status.Health.Status != flotillav1.HealthUnknown || h.Reason != reason || !strings.Contains(h.Message, says) {
+				return false, a.Name + ": " + string(a.Status.Health.Status) + " " + h.Reason + ": " + h.Message
+			}
+		}
+		return true, ""
+	})
+	return took
+}
+
+// TestSpokeAPIServerKilled: an agent that dies and a spoke apiserver that
+// dies each turn their Applications Unknown (never a stale Healthy) within
+// the agent's Lease duration plus 5 s, and `flotilla status` says why; each
+// comes back Healthy when restarted, and nothing is deleted meanwhile.
 func TestSpokeAPIServerKilled(t *testing.T) {
 	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
 	ctx := context.Background()
@@ -60,15 +85,28 @@ func TestSpokeAPIServerKilled(t *testing.T) {
 	check(t, f.ApplyYAML(ctx, "fleet", listSet("fleet", repo.URL, []string{"spoke-1", "spoke-2"}, threeApps, "")))
 	eventually(t, 2*time.Minute, "v1 everywhere", func() (bool, string) { return allHealthyAt(t, f, "default", "fleet", 6, rev1) })
 
+	check(t, f.Spokes["spoke-1"].Agent.Kill())
+	took := leavesHealthy(t, f, "spoke-1", flotillav1.ReasonAgentUnavailable, "last agent heartbeat at")
+	t.Logf("the set left Healthy %s after spoke-1's agent died (Lease %s)", took.Round(10*time.Millisecond), localfleet.AgentLeaseDuration)
+	check(t, f.StartAgent("spoke-1"))
+	eventually(t, time.Minute, "Healthy again once the agent is back", func() (bool, string) { return allHealthyAt(t, f, "default", "fleet", 6, rev1) })
+
 	check(t, f.Spokes["spoke-2"].APIServer.Kill())
-	took := eventually(t, time.Minute, "spoke-2 not Ready", func() (bool, string) {
+	took = leavesHealthy(t, f, "spoke-2", flotillav1.ReasonClusterUnreachable, "no report since")
+	t.Logf("the set left Healthy %s after spoke-2's apiserver died", took.Round(10*time.Millisecond))
+	out := mustOut(t)(f.Flotilla(ctx, "status", "fleet", "-n", "default"))
+	t.Logf("flotilla status fleet, spoke-2 down:\n%s", out)
+	if !regexpMatch(`spoke-2\s+\S+\s+Unknown\s+Unknown\s+\S+\s+\S+\s+ClusterUnreachable: no report since`, out) || strings.HasSuffix(strings.SplitN(out, "\n", 2)[0], ", Healthy") {
+		t.Fatalf("flotilla status does not show spoke-2's apps Unknown with the reason, and the set not Healthy:\n%s", out)
+	}
+	took = eventually(t, time.Minute, "spoke-2 not Ready", func() (bool, string) {
 		mc := &flotillav1.MemberCluster{}
 		check(t, f.Hub.Client.Get(ctx, types.NamespacedName{Name: "spoke-2"}, mc))
 		c := conditionOf(mc.Status.Conditions, flotillav1.ConditionReady)
 		return c.Status != metav1.ConditionTrue, c.Reason
 	})
 	t.Logf("spoke-2 reported not Ready %s after its apiserver died", took.Round(10*time.Millisecond))
-	out := mustOut(t)(f.Flotilla(ctx, "cluster", "list"))
+	out = mustOut(t)(f.Flotilla(ctx, "cluster", "list"))
 	if !strings.Contains(out, "spoke-2") || !regexpMatch(`spoke-2\s+(False|Unknown)`, out) {
 		t.Fatalf("flotilla cluster list does not show spoke-2 down:\n%s", out)
 	}

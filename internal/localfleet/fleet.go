@@ -37,6 +37,10 @@ import (
 // HubContext is the hub's context in the fleet kubeconfig.
 const HubContext = "flotilla-hub"
 
+// AgentLeaseDuration is the local agents' heartbeat Lease (renewed every
+// 3s): the hub reports a dead agent's Applications Unknown within it.
+const AgentLeaseDuration = 12 * time.Second
+
 // Options shape a fleet.
 type Options struct {
 	// Dir holds everything (certificates, etcd data, logs, repositories).
@@ -294,7 +298,7 @@ func (f *Fleet) StartAgent(name string) error {
 		}
 		args := []string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + flotillav1.SystemNamespace, "--identity=" + name + "-agent",
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", name, "git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", name, "git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s"}
 		c.Agent = &controlplane.Process{Name: name + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"), Log: filepath.Join(f.LogDir, name+"-flotilla-agent.log"),
 			Args: append(args, f.opts.AgentArgs...)}
 	}
@@ -398,7 +402,7 @@ func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, ar
 		Log: filepath.Join(f.LogDir, spoke+"-"+namespace+"-flotilla-agent.log"),
 		Args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + namespace, "--identity=" + spoke + "-" + namespace,
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--health-interval=1s"}, args...)}
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s"}, args...)}
 	f.mu.Lock()
 	f.extra = append(f.extra, p)
 	f.mu.Unlock()
