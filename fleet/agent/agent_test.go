@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,6 +41,13 @@ var logOnce sync.Once
 
 func startAgent(t testing.TB, env *testenv.Env, gitDir string, tweaks ...func(*agent.Options)) (stop func()) {
 	t.Helper()
+	cfg := *env.Config
+	return startAgentAs(t, &cfg, gitDir, tweaks...)
+}
+
+// startAgentAs runs the agent with cfg's identity.
+func startAgentAs(t testing.TB, cfg *rest.Config, gitDir string, tweaks ...func(*agent.Options)) (stop func()) {
+	t.Helper()
 	logOnce.Do(func() {
 		w := io.Discard
 		if testing.Verbose() {
@@ -53,9 +61,8 @@ func startAgent(t testing.TB, env *testenv.Env, gitDir string, tweaks ...func(*a
 	opts.Metrics = metricsserver.Options{BindAddress: "0"}
 	opts.HealthProbeBindAddress = "0"
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
-	cfg := *env.Config
 	cfg.QPS = -1
-	mgr, err := ctrl.NewManager(&cfg, opts)
+	mgr, err := ctrl.NewManager(cfg, opts)
 	require.NoError(t, err)
 	o := agent.Options{Namespace: ns, GitCacheDir: gitDir, GitTimeout: 3 * time.Second, AllowLoopbackRepos: true,
 		SyncInterval: time.Minute, HealthInterval: 300 * time.Millisecond, Identity: "test-agent", Version: "v-test", HeartbeatEvery: time.Second}

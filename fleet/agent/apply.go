@@ -35,6 +35,9 @@ type Result struct {
 	Ref  applied.Ref
 	Live *unstructured.Unstructured // the object after apply, nil on error
 	Err  error
+	// ReadErr is why the live object could not be read (Forbidden, a
+	// timeout): its health is then Unknown, never "not found".
+	ReadErr error
 }
 
 // Applier applies objects with server-side apply as flotilla-agent.
@@ -288,6 +291,8 @@ func (r *Reconciler) observe(ctx context.Context, s *syncState) []Result {
 				}
 			case s.memo.errs[res.Ref.Key()] != nil:
 				res.Err = s.memo.errs[res.Ref.Key()]
+			case !apierrors.IsNotFound(err):
+				res.ReadErr = err
 			}
 		}
 		results = append(results, res)

@@ -86,7 +86,7 @@ func (a *Applier) Drift(ctx context.Context, objs []*unstructured.Unstructured) 
 			continue
 		}
 		if err != nil {
-			return nil, err
+			continue // unreadable (Forbidden, a timeout): reported Unknown with the reason, checked again next time
 		}
 		dry := o.DeepCopy()
 		if err := a.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership, client.DryRunAll); err != nil {

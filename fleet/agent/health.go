@@ -128,6 +128,8 @@ func resourceStatus(res Result) flotillav1.ResourceStatus {
 	switch {
 	case res.Err != nil:
 		rs.Health, rs.Sync, rs.Message = flotillav1.HealthDegraded, flotillav1.SyncStatusOutOfSync, kube.Truncate(res.Err.Error(), 1000)
+	case res.ReadErr != nil:
+		rs.Health, rs.Sync, rs.Message = flotillav1.HealthUnknown, flotillav1.SyncStatusUnknown, kube.Truncate("cannot read it: "+res.ReadErr.Error(), 1000)
 	case res.Live == nil:
 		rs.Health, rs.Sync, rs.Message = flotillav1.HealthMissing, flotillav1.SyncStatusOutOfSync, "not found"
 	default:

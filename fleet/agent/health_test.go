@@ -2,14 +2,18 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -79,4 +83,41 @@ func watchHealth(t *testing.T, env *testenv.Env, name string) func(revision stri
 		t.Fatalf("%s not Healthy at %s in time; last: %s (seen %v)", name, revision, last, seen)
 		return nil
 	}
+}
+
+// TestForbiddenReadIsUnknown: an object the agent may not read is reported
+// Unknown with the apiserver's message, never "Missing / not found".
+func TestForbiddenReadIsUnknown(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	// The agent may do everything it needs except read Secrets.
+	require.NoError(t, c.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "agent-no-secrets"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps", "namespaces", "events", "services"}, Verbs: []string{"*"}},
+		{APIGroups: []string{"events.k8s.io", "coordination.k8s.io", flotillav1.GroupVersion.Group, "apps"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	}}))
+	require.NoError(t, c.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "agent-no-secrets"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "agent-no-secrets"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "restricted-agent"}}}))
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(env.UserKubeconfig(t, "restricted-agent"))
+	require.NoError(t, err)
+
+	repo := gittest.New(t).Repo(t, "secret")
+	rev := repo.MustCommit(t, map[string]string{"app/cm.yaml": cmA, "app/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {k: v}\n"}, "a secret")
+	stop := startAgentAs(t, cfg, filepath.Join(t.TempDir(), "git"))
+	defer stop()
+	// Manual sync: the agent only reads what the Application lists.
+	require.NoError(t, c.Create(ctx, newApp("reader", repo.URL, "app", "default", nil)))
+	eventually(t, 30*time.Second, "the Secret Unknown with the apiserver's message", func() (bool, string) {
+		app := getApp(t, c, "reader")
+		for _, r := range app.Status.Resources {
+			if r.Kind == "Secret" {
+				return r.Health == flotillav1.HealthUnknown && strings.Contains(r.Message, "forbidden") && strings.Contains(r.Message, "restricted-agent") &&
+					app.Status.Health.Status != flotillav1.HealthHealthy && app.Status.Sync.Revision == rev, r.Message
+			}
+		}
+		return false, fmt.Sprint(app.Status.Resources)
+	})
 }
