@@ -169,7 +169,7 @@ func (c *Cache) Resolve(ctx context.Context, repoURL, revision string) (string, 
 	}
 	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: auth, PeelingOption: gogit.AppendPeeled})
 	if err != nil {
-		return "", describeNetErr(ctx, "list references of "+repoURL, c.opts.Timeout, err)
+		return "", c.describeNetErr(ctx, "list references of "+repoURL, c.opts.Timeout, err)
 	}
 	ref, sha, ok := pickRef(refs, revision)
 	if !ok {
@@ -181,7 +181,7 @@ func (c *Cache) Resolve(ctx context.Context, repoURL, revision string) (string, 
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))
 	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{spec}, Depth: 1, Auth: auth, Tags: gogit.NoTags, Force: true})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
-		return "", describeNetErr(ctx, fmt.Sprintf("fetch %s of %s", ref, repoURL), c.opts.Timeout, err)
+		return "", c.describeNetErr(ctx, fmt.Sprintf("fetch %s of %s", ref, repoURL), c.opts.Timeout, err)
 	}
 	if !r.hasCommit(sha) {
 		return "", fmt.Errorf("fetch %s of %s: commit %s still missing after fetch", ref, repoURL, sha)
@@ -200,7 +200,7 @@ func (c *Cache) fetchSHA(ctx context.Context, r *repo, sha string, auth transpor
 	if err := remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{direct}, Depth: 1, Auth: auth, Tags: gogit.NoTags}); err == nil && r.hasCommit(sha) {
 		return nil
 	} else if ctx.Err() != nil {
-		return describeNetErr(ctx, "fetch commit "+sha+" of "+r.url, c.opts.Timeout, err)
+		return c.describeNetErr(ctx, "fetch commit "+sha+" of "+r.url, c.opts.Timeout, err)
 	}
 	// The server does not hand out commits by SHA: look in the recent
 	// history of its branches and tags, never in all of it (an unknown SHA
@@ -208,7 +208,7 @@ func (c *Cache) fetchSHA(ctx context.Context, r *repo, sha string, auth transpor
 	all := []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
 	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: all, Depth: MaxSHADepth, Auth: auth, Tags: gogit.NoTags, Force: true})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
-		return describeNetErr(ctx, "fetch "+r.url, c.opts.Timeout, err)
+		return c.describeNetErr(ctx, "fetch "+r.url, c.opts.Timeout, err)
 	}
 	if !r.hasCommit(sha) {
 		return fmt.Errorf("resolve %s in %s: %w: no such commit among the last %d of any branch or tag (pin a branch or tag, or a more recent commit)", sha, r.url, ErrUnknownRevision, MaxSHADepth)
@@ -283,12 +283,17 @@ func (c *Cache) auth(ctx context.Context, repoURL string) (transport.AuthMethod,
 	return cred.authMethod(repoURL)
 }
 
-func describeNetErr(ctx context.Context, what string, timeout time.Duration, err error) error {
+func (c *Cache) describeNetErr(ctx context.Context, what string, timeout time.Duration, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%s: timed out after %s: check that the repository is reachable from here", what, timeout)
 	}
 	if errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) {
-		return fmt.Errorf("%s: %w: add or fix repository credentials for this URL", what, err)
+		if c.opts.Credentials == nil {
+			// Agents and the CLI read repositories anonymously: asking for
+			// credentials they cannot take would send the user nowhere.
+			return fmt.Errorf("%s: %w: this component reads repositories without credentials: make the repository readable without them", what, err)
+		}
+		return fmt.Errorf("%s: %w: add or fix the hub's repository credentials for this URL (a Secret labelled flotilla.dev/secret-type=repository in the hub's namespace)", what, err)
 	}
 	if errors.Is(err, transport.ErrRepositoryNotFound) {
 		return fmt.Errorf("%s: %w: check the repoURL", what, err)

@@ -129,7 +129,10 @@ func TestCredentials(t *testing.T) {
 		c := newCache(t, git.Options{})
 		_, err := c.Resolve(t.Context(), repo.URL, "main")
 		require.Error(t, err)
-		assert.Contains(t, err.Error(), "credentials")
+		// The agent and the CLI cannot take credentials: the hint must not
+		// ask for them.
+		assert.Contains(t, err.Error(), "reads repositories without credentials: make the repository readable without them")
+		assert.NotContains(t, err.Error(), "add or fix")
 	})
 	t.Run("token from a Secret matched by longest prefix", func(t *testing.T) {
 		creds := git.CredentialsFromSecrets([]corev1.Secret{
@@ -148,6 +151,7 @@ func TestCredentials(t *testing.T) {
 		_, err := c.Resolve(t.Context(), repo.URL, "main")
 		require.Error(t, err)
 		assert.NotContains(t, err.Error(), "nope", "errors must not leak secrets")
+		assert.Contains(t, err.Error(), "add or fix the hub's repository credentials for this URL")
 	})
 	t.Run("a credential never prints its secret", func(t *testing.T) {
 		cred := git.Credential{URLPrefix: "https://x", Password: "s3cret-token", SSHPrivateKey: "-----BEGIN KEY-----"}
