@@ -133,8 +133,12 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application) 
 		if err != nil {
 			return err
 		}
-		if _, kept, err := deleteApplied(ctx, r.Client, app.Name, refs); err != nil || len(kept) > 0 {
+		_, kept, err := deleteApplied(ctx, r.Client, app.Name, refs)
+		if err != nil {
 			return fmt.Errorf("delete the Application's objects (%d left): %w", len(kept), err)
+		}
+		if len(kept) > 0 {
+			return fmt.Errorf("delete the Application's objects: %d are still going (finalizers); looking again", len(kept))
 		}
 	}
 	if err := r.record.Delete(ctx, app); err != nil {

@@ -164,6 +164,11 @@ func (s *Sandbox) run(ctx context.Context, req []byte) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(req), &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Past its deadline the whole process group goes, the worker and what
+	// it started (git cloning a remote base): killing the worker alone
+	// would leave git running, and Wait waiting on its output.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the render worker: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
 // workerEnv makes this test binary act as the render sandbox's worker, so
@@ -153,4 +154,38 @@ func TestSandboxBudgets(t *testing.T) {
 	objs, err := sandbox(cache, 0, 0).Render(t.Context(), snap, flotillav1.ApplicationSource{Path: "small"})
 	require.NoError(t, err)
 	assert.Len(t, objs, 1)
+}
+
+// TestSandboxTimeoutStopsRemoteBaseClones: with remote bases allowed, a
+// clone from a server that never answers is stopped with the render at its
+// time budget: the worker and the git it started, nothing left running.
+func TestSandboxTimeoutStopsRemoteBaseClones(t *testing.T) {
+	hang := testenv.Blackhole(t)
+	cache, snap := snapshotOf(t, map[string]string{
+		"app/kustomization.yaml": "resources: ['git::http://" + hang + "/org/never.git//base?ref=main']\n",
+	})
+	sb := sandbox(cache, 2*time.Second, 0)
+	sb.Options.AllowRemoteBases = true
+	start := time.Now()
+	_, err := sb.Render(t.Context(), snap, flotillav1.ApplicationSource{Path: "app"})
+	require.ErrorIs(t, err, agent.ErrRender)
+	assert.ErrorContains(t, err, "time budget")
+	assert.Less(t, time.Since(start), 10*time.Second, "the render returned long after its budget (a git clone held it)")
+	assert.Empty(t, processesMentioning(t, hang), "processes of the render still running")
+}
+
+// processesMentioning lists the command lines of running processes that
+// mention s.
+func processesMentioning(t *testing.T, s string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	var found []string
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			found = append(found, strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return found
 }
