@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -267,6 +268,38 @@ func TestHubDeliversToSpokes(t *testing.T) {
 	})
 
 	t.Run("deleting the set removes spoke copies", func(t *testing.T) {
+		// First a template update: server-side apply must keep delivery's
+		// finalizer on the updated Applications (it used to send it only
+		// on create, so the update dropped it and deletion orphaned the
+		// spoke copies).
+		wc, err := client.NewWithWatch(f.hub.Config, client.Options{Scheme: f.hub.Client.Scheme()})
+		require.NoError(t, err)
+		w, err := wc.Watch(ctx, &flotillav1.ApplicationList{}, client.InNamespace("default"))
+		require.NoError(t, err)
+		var dropped []string
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			for ev := range w.ResultChan() {
+				if a, ok := ev.Object.(*flotillav1.Application); ok && a.DeletionTimestamp.IsZero() && !slices.Contains(a.Finalizers, flotillav1.FinalizerDelivery) {
+					dropped = append(dropped, fmt.Sprintf("%s %s at generation %d", ev.Type, a.Name, a.Generation))
+				}
+			}
+		}()
+		updateSet(t, hc, "guestbook", func(s *flotillav1.ApplicationSet) { s.Spec.Template.Spec.Source.TargetRevision = "v2" })
+		for name, spoke := range f.spokes {
+			eventually(t, 30*time.Second, "v2 on spoke "+name, func() (bool, string) {
+				for _, a := range spokeApps(t, spoke.Client) {
+					if a.Spec.Source.TargetRevision != "v2" {
+						return false, a.Name + " at " + a.Spec.Source.TargetRevision
+					}
+				}
+				return true, ""
+			})
+		}
+		w.Stop()
+		<-watched
+		assert.Empty(t, dropped, "Applications without delivery's finalizer, even for a moment (a deletion then would orphan the spoke copy)")
 		// envtest runs no garbage collector: delete the set, then what the
 		// collector would delete with it.
 		require.NoError(t, hc.Delete(ctx, &flotillav1.ApplicationSet{ObjectMeta: metav1.ObjectMeta{Name: "guestbook", Namespace: "default"}}))

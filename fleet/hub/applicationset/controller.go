@@ -253,6 +253,10 @@ func (r *Reconciler) write(ctx context.Context, p *Plan) error {
 		ops <- op{app: a}
 	}
 	for _, a := range p.Update {
+		// Every apply carries the finalizer: server-side apply would
+		// otherwise remove it (the hub's manager owns it since the create).
+		a = a.DeepCopy()
+		controllerutil.AddFinalizer(a, flotillav1.FinalizerDelivery)
 		ops <- op{app: a}
 	}
 	for _, a := range p.Delete {
