@@ -33,8 +33,10 @@ func newStatusCommand(s Streams) *cobra.Command {
 
 Without SET: one line per ApplicationSet (all namespaces unless -n) with its
 clusters, Applications synced, healthy, progressing and degraded, and the
-newest revision's rollout (e.g. "38/40 on 1a2b3c4": 38 of the set's 40
-Applications run commit 1a2b3c4).
+most common revision's rollout (e.g. "38/40 on 1a2b3c4": 38 of the set's 40
+Applications run commit 1a2b3c4 and their agents reported them Healthy on
+their current spec). An Application nobody can vouch for (cluster
+unreachable, agent unavailable, not reported yet) counts as UNKNOWN.
 
 With SET: one row per cluster: Application, sync, health, revision, age and
 message.
@@ -119,7 +121,7 @@ func (o *statusOptions) run(ctx context.Context, s Streams, set string) error {
 	}
 }
 
-func (o *statusOptions) contextNamespace() string {
+func (o *hubOptions) contextNamespace() string {
 	raw, err := o.kube.rawConfig()
 	if err == nil {
 		name := o.kube.context

@@ -310,6 +310,17 @@ type ApplicationStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	LastSyncError string `json:"lastSyncError,omitempty"`
+
+	// LastHandledRefresh is the flotilla.dev/refresh value the agent last
+	// handled (requestedAt / lastHandledAt).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledRefresh string `json:"lastHandledRefresh,omitempty"`
+
+	// LastHandledSync is the flotilla.dev/sync value the agent last handled.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledSync string `json:"lastHandledSync,omitempty"`
 }
 
 // Application is one source deployed to one cluster. It lives on the hub

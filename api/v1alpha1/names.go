@@ -51,8 +51,17 @@ const (
 	// Cluster an imported MemberCluster came from.
 	AnnotationCAPICluster = "flotilla.dev/capi-cluster"
 
-	// AnnotationRefresh asks for an immediate re-check of the Git source.
+	// AnnotationRefresh asks for an immediate re-check of the Git source
+	// (re-read, re-render; an automated Application applies). Its value is
+	// a token, e.g. the time of the request (Flux's requestedAt): the agent
+	// handles each new value once and reports it in
+	// status.lastHandledRefresh; it never deletes the annotation. On a hub
+	// Application it reaches the spoke copy; on an ApplicationSet, every
+	// Application of the set (and its git generators re-read at once).
 	AnnotationRefresh = "flotilla.dev/refresh"
+	// AnnotationSync asks for one sync (apply) of an Application without
+	// automated sync, handled like AnnotationRefresh (status.lastHandledSync).
+	AnnotationSync = "flotilla.dev/sync"
 	// AnnotationAllowDeletes ("true") on an ApplicationSet confirms
 	// deletions its MaxDeletePercent held back; the hub removes it once they
 	// are done.

@@ -28,7 +28,7 @@ func (r *Reconciler) checkDrift(ctx context.Context, s *syncState) (bool, error)
 	_, dirty := r.dirty.LoadAndDelete(s.key)
 	// Objects the apiserver rejected are retried now and then, not on every event.
 	retry := s.auto && len(m.errs) > 0 && time.Since(m.appliedAt) > 10*r.HealthInterval
-	s.apply = (s.auto && !m.applied) || s.refresh || retry
+	s.apply = (s.auto && (!m.applied || s.refresh)) || s.sync || retry
 	s.drifted = m.drifted
 	if s.drifted == nil {
 		s.drifted = map[string]string{}

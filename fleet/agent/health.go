@@ -148,7 +148,7 @@ func outOfSyncMessage(auto, selfHeal, prune bool, gone, drifted int) string {
 		parts = append(parts, fmt.Sprintf("%d objects drifted and selfHeal is off", drifted))
 	}
 	if !auto {
-		parts = append(parts, "automated sync is off: annotate the Application with flotilla.dev/refresh to sync")
+		parts = append(parts, "automated sync is off: sync it with 'flotilla refresh --sync' (annotation flotilla.dev/sync=<new value>)")
 	}
 	return strings.Join(parts, "; ")
 }

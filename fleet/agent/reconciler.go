@@ -109,7 +109,7 @@ type phase func(ctx context.Context, s *syncState) (done bool, err error)
 // sync runs the phases, then reports.
 func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application) (ctrl.Result, error) {
 	s := newSyncState(app)
-	for _, p := range []phase{r.fetchSource, r.renderSource, r.prepare, r.checkDrift, r.applyObjects, r.prune, r.assess, r.ackRefresh} {
+	for _, p := range []phase{r.fetchSource, r.renderSource, r.prepare, r.checkDrift, r.applyObjects, r.prune, r.assess} {
 		done, err := p(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -118,6 +118,7 @@ func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application) (ctr
 			break
 		}
 	}
+	s.handled() // even when a phase failed: the request was tried, the conditions say how it went
 	return r.report(ctx, app, s.out)
 }
 

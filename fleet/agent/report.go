@@ -8,20 +8,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
-// ackRefresh removes a handled flotilla.dev/refresh annotation.
-func (r *Reconciler) ackRefresh(ctx context.Context, s *syncState) (bool, error) {
-	if !s.refresh {
-		return false, nil
+// handled records the refresh and sync requests this sync handled, for
+// the status (the annotations stay: nothing races their writer).
+func (s *syncState) handled() {
+	if s.refresh {
+		s.out.handledRefresh = kube.Truncate(s.app.Annotations[flotillav1.AnnotationRefresh], 256)
 	}
-	patch := client.MergeFrom(s.app.DeepCopy())
-	delete(s.app.Annotations, flotillav1.AnnotationRefresh)
-	return false, r.Client.Patch(ctx, s.app, patch)
+	if s.sync {
+		s.out.handledSync = kube.Truncate(s.app.Annotations[flotillav1.AnnotationSync], 256)
+	}
 }
 
 // report writes the Application's status (as flotillav1.FieldManagerAgentStatus)
@@ -73,6 +73,12 @@ func statusOf(app *flotillav1.Application, out *outcome) *flotillav1.Application
 		s.LastSyncTime = &now
 	}
 	s.DriftCorrections = max(s.DriftCorrections, out.corrected)
+	if out.handledRefresh != "" {
+		s.LastHandledRefresh = out.handledRefresh
+	}
+	if out.handledSync != "" {
+		s.LastHandledSync = out.handledSync
+	}
 	if out.resources != nil || out.count == 0 && out.synced.Reason == flotillav1.ReasonSynced {
 		s.Health = Worst(out.resources)
 		s.ResourceCount = int32(out.count)

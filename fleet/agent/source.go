@@ -18,16 +18,25 @@ func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error
 	m := r.memos.get(s.key)
 	current := m != nil && m.generation == s.app.Generation
 	if current && !s.refresh && time.Since(m.checkedAt) < r.SyncInterval {
+		if f := m.failure; f != nil {
+			// The last fetch or render failed: that is the news until the
+			// next check, not the older render that still stands.
+			s.out = notSynced(f.reason, f.err, f.revision, f.requeue)
+			return true, nil
+		}
 		s.memo = m
 		return false, nil
 	}
 	snap, err := r.Git.Snapshot(ctx, s.app.Spec.Source.RepoURL, s.app.Spec.Source.TargetRevision)
 	if err != nil {
 		s.out = notSynced(flotillav1.ReasonFetchFailed, err, "", 30*time.Second)
+		if current {
+			m.failure = &failure{reason: flotillav1.ReasonFetchFailed, err: err, requeue: 30 * time.Second}
+		}
 		return true, nil
 	}
 	if current && m.revision == snap.Revision {
-		m.checkedAt = time.Now()
+		m.checkedAt, m.failure = time.Now(), nil
 		s.memo = m
 		return false, nil
 	}
@@ -43,6 +52,10 @@ func (r *Reconciler) renderSource(ctx context.Context, s *syncState) (bool, erro
 	objs, err := r.Renderer.Render(ctx, s.snap, s.app.Spec.Source)
 	if err != nil {
 		s.out = notSynced(flotillav1.ReasonRenderFailed, err, s.snap.Revision, r.SyncInterval)
+		f := &failure{reason: flotillav1.ReasonRenderFailed, err: err, revision: s.snap.Revision, requeue: r.SyncInterval}
+		if m := r.memos.get(s.key); m != nil && m.generation == s.app.Generation {
+			m.failure, m.checkedAt = f, time.Now() // this commit is not rendered again before the next check
+		}
 		return true, nil
 	}
 	rendered, size, err := encodeRender(objs)

@@ -12,6 +12,7 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent/applied"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
 // memo is what the agent remembers of one Application between reconciles:
@@ -29,6 +30,16 @@ type memo struct {
 	driftAt    time.Time         // last drift check
 	corrected  int64             // drift corrections so far (status may lag in the cache)
 	drifted    map[string]string // found by the last drift check, until the next apply
+	// failure is the last check's fetch or render failure, reported until
+	// the next check (the render above still stands on the cluster).
+	failure *failure
+}
+
+// failure is a fetch or render that failed, for the status.
+type failure struct {
+	reason, revision string
+	err              error
+	requeue          time.Duration
 }
 
 // syncState is one reconcile of one Application, passed through the phases.
@@ -37,7 +48,10 @@ type syncState struct {
 	key       types.NamespacedName
 	defaultNS string
 	// The Application's sync policy.
-	auto, selfHeal, prunes, refresh bool
+	auto, selfHeal, prunes bool
+	// refresh and sync are requests not handled yet (their annotation's
+	// value differs from status.lastHandled*): handled once each.
+	refresh, sync bool
 
 	memo     *memo
 	snap     *git.Snapshot // a fresh commit to render; nil when the memo's render stands
@@ -53,7 +67,8 @@ type syncState struct {
 
 func newSyncState(app *flotillav1.Application) *syncState {
 	s := &syncState{app: app, key: client.ObjectKeyFromObject(app), defaultNS: app.Spec.Destination.Namespace,
-		refresh: app.Annotations[flotillav1.AnnotationRefresh] != ""}
+		refresh: requested(app, flotillav1.AnnotationRefresh, app.Status.LastHandledRefresh),
+		sync:    requested(app, flotillav1.AnnotationSync, app.Status.LastHandledSync)}
 	if s.defaultNS == "" {
 		s.defaultNS = "default"
 	}
@@ -61,6 +76,12 @@ func newSyncState(app *flotillav1.Application) *syncState {
 		s.auto, s.selfHeal, s.prunes = true, p.Automated.SelfHeal, p.Automated.Prune
 	}
 	return s
+}
+
+// requested reports whether annotation asks for something not handled yet.
+func requested(app *flotillav1.Application, annotation, handled string) bool {
+	v := app.Annotations[annotation]
+	return v != "" && kube.Truncate(v, 256) != handled
 }
 
 // hasOption reports whether the Application sets a sync option (e.g.
@@ -89,6 +110,9 @@ type outcome struct {
 	revision   string
 	commitTime time.Time
 	requeue    time.Duration
+	// handledRefresh and handledSync are the request values this sync
+	// handled (empty: none).
+	handledRefresh, handledSync string
 }
 
 // notSynced is the outcome of a sync that stopped before applying: applied

@@ -126,6 +126,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return r.generationFailed(ctx, set, err)
 	}
 	metrics.GeneratedApplications.WithLabelValues(set.Namespace, set.Name).Set(float64(len(desired)))
+	passRequests(set, desired)
 	r.remember(req.NamespacedName, desired)
 
 	existing, err := r.owned(ctx, set)
@@ -151,6 +152,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	return r.report(ctx, set, len(desired), plan, writeErr)
+}
+
+// passRequests hands a refresh or sync requested on the set to each of its
+// Applications (which hand it to their agents); the expansion that just
+// ran re-read the set's Git sources already.
+func passRequests(set *flotillav1.ApplicationSet, apps []*flotillav1.Application) {
+	for _, k := range []string{flotillav1.AnnotationRefresh, flotillav1.AnnotationSync} {
+		v := set.Annotations[k]
+		if v == "" {
+			continue
+		}
+		for _, a := range apps {
+			if a.Annotations == nil {
+				a.Annotations = map[string]string{}
+			}
+			a.Annotations[k] = v
+		}
+	}
 }
 
 // report writes the set's conditions and Events for a reconcile that

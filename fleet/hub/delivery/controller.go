@@ -286,12 +286,18 @@ func desiredSpoke(app *flotillav1.Application, agentNamespace string) *flotillav
 	for k, v := range app.Labels {
 		labels[k] = v
 	}
+	annotations := map[string]string{flotillav1.AnnotationHubNamespace: app.Namespace, flotillav1.AnnotationHubName: app.Name,
+		flotillav1.AnnotationHubGeneration: strconv.FormatInt(app.Generation, 10)}
+	// Refresh and sync requested on the hub reach the agent.
+	for _, k := range []string{flotillav1.AnnotationRefresh, flotillav1.AnnotationSync} {
+		if v := app.Annotations[k]; v != "" {
+			annotations[k] = v
+		}
+	}
 	return &flotillav1.Application{
 		TypeMeta: metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "Application"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: SpokeName(app.Namespace, app.Name), Namespace: agentNamespace, Labels: labels,
-			Annotations: map[string]string{flotillav1.AnnotationHubNamespace: app.Namespace, flotillav1.AnnotationHubName: app.Name,
-				flotillav1.AnnotationHubGeneration: strconv.FormatInt(app.Generation, 10)},
+			Name: SpokeName(app.Namespace, app.Name), Namespace: agentNamespace, Labels: labels, Annotations: annotations,
 		},
 		Spec: app.Spec,
 	}
@@ -368,7 +374,7 @@ func (r *Reconciler) mirror(ctx context.Context, app *flotillav1.Application, sp
 		!equality.Semantic.DeepEqual(want.Sync, app.Status.Sync) || !equality.Semantic.DeepEqual(want.Health, app.Status.Health) ||
 		!equality.Semantic.DeepEqual(want.Resources, app.Status.Resources) || want.ResourceCount != app.Status.ResourceCount ||
 		want.DriftCorrections != app.Status.DriftCorrections || !equality.Semantic.DeepEqual(want.LastSyncTime, app.Status.LastSyncTime) ||
-		want.LastSyncError != app.Status.LastSyncError
+		want.LastSyncError != app.Status.LastSyncError || want.LastHandledRefresh != app.Status.LastHandledRefresh || want.LastHandledSync != app.Status.LastHandledSync
 	for _, c := range conds {
 		changed = changed || !kube.HasCondition(app.Status.Conditions, c)
 	}

@@ -38,6 +38,7 @@ func report(want *flotillav1.ApplicationStatus, app, spoke *flotillav1.Applicati
 	s := spoke.Status
 	want.Sync, want.Health, want.Resources, want.ResourceCount = s.Sync, s.Health, s.Resources, s.ResourceCount
 	want.DriftCorrections, want.LastSyncTime, want.LastSyncError = s.DriftCorrections, s.LastSyncTime, s.LastSyncError
+	want.LastHandledRefresh, want.LastHandledSync = s.LastHandledRefresh, s.LastHandledSync
 
 	current := spoke.Annotations[flotillav1.AnnotationHubGeneration] == strconv.FormatInt(app.Generation, 10)
 	processed := current && s.ObservedGeneration == spoke.Generation
