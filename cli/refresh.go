@@ -41,7 +41,8 @@ Each request is a new value of the Application's flotilla.dev/refresh (and
 flotilla.dev/sync) annotation; the agent handles each value once and reports
 it in status.lastHandledRefresh (lastHandledSync), so a request is never lost
 or handled twice. --wait waits until every agent has reported handling it and
-prints how each Application came out.`,
+its health has settled (not Progressing or Unknown), then prints how each
+Application came out.`,
 		Example: `  flotilla refresh guestbook -n apps
   flotilla refresh guestbook --cluster prod-eu-1 --sync --wait
   flotilla refresh prod-eu-1-guestbook --wait --timeout 5m`,
@@ -149,17 +150,20 @@ func (o *refreshOptions) waitHandled(ctx context.Context, w io.Writer, c client.
 				return fmt.Errorf("read %s/%s: %w", a.Namespace, a.Name, err)
 			}
 			handled := cur.Status.LastHandledRefresh == token && (!o.sync || cur.Status.LastHandledSync == token)
-			if handled {
-				done = append(done, *cur)
-			} else {
+			switch h := cur.Status.Health.Status; {
+			case !handled:
 				pending = append(pending, cur.Name+" ("+whyPending(cur)+")")
+			case h == flotillav1.HealthProgressing || h == flotillav1.HealthUnknown || h == "":
+				pending = append(pending, cur.Name+" (handled, "+orUnknown(string(h))+": "+oneLine(cur.Status.Health.Message, 120)+")")
+			default:
+				done = append(done, *cur)
 			}
 		}
 		if len(pending) == 0 {
 			return printHandled(w, done)
 		}
 		if len(done) != last {
-			fmt.Fprintf(w, "Waiting: %d of %d handled.\n", len(done), len(apps))
+			fmt.Fprintf(w, "Waiting: %d of %d handled and settled (Healthy, Degraded, Suspended or Missing).\n", len(done), len(apps))
 			last = len(done)
 		}
 		select {

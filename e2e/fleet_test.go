@@ -253,3 +253,44 @@ func TestDrift(t *testing.T) {
 		t.Fatalf("selfHeal off: podinfo was reverted to %d", *d.Spec.Replicas)
 	}
 }
+
+// TestRefreshFromTheHub: a set without automated sync deploys nothing until
+// `flotilla refresh SET --cluster C --sync --wait` asks, through the hub,
+// for one sync on C: that agent applies, reports the request handled, and
+// the command prints how it came out; the other cluster stays untouched.
+func TestRefreshFromTheHub(t *testing.T) {
+	f := fleettest.Start(t, []string{"spoke-1", "spoke-2"})
+	ctx := context.Background()
+	repo, rev, err := f.SampleRepo()
+	check(t, err)
+	manual := strings.Replace(listSet("manual", repo.URL, []string{"spoke-1", "spoke-2"}, []string{"guestbook"}, ""), "automated: {prune: true, selfHeal: true}, ", "", 1)
+	check(t, f.ApplyYAML(ctx, "manual", manual))
+	eventually(t, 2*time.Minute, "OutOfSync at the commit on both clusters, nothing applied", func() (bool, string) {
+		apps := appsOf(t, f, "default", "manual")
+		for _, a := range apps {
+			if a.Status.Sync.Status != flotillav1.SyncStatusOutOfSync || a.Status.Sync.Revision != rev {
+				return false, a.Name + ": " + string(a.Status.Sync.Status)
+			}
+		}
+		return len(apps) == 2, fmt.Sprint(len(apps))
+	})
+	if deployment(t, f.Spokes["spoke-1"], "guestbook", "guestbook") != nil {
+		t.Fatal("a set without automated sync deployed on its own")
+	}
+
+	out := mustOut(t)(f.Flotilla(ctx, "refresh", "manual", "-n", "default", "--cluster", "spoke-1", "--sync", "--wait", "--timeout", "90s"))
+	t.Logf("flotilla refresh manual --cluster spoke-1 --sync --wait:\n%s", out)
+	if !regexpMatch(`Requested a refresh and sync of 1 Application`, out) || !regexpMatch(`spoke-1\s+spoke-1-guestbook\s+Synced\s+Healthy\s+`+rev[:7], out) {
+		t.Fatalf("flotilla refresh --wait does not show spoke-1-guestbook Synced at %s:\n%s", rev[:7], out)
+	}
+	if deployment(t, f.Spokes["spoke-1"], "guestbook", "guestbook") == nil {
+		t.Fatal("the sync request did not apply on spoke-1")
+	}
+	if deployment(t, f.Spokes["spoke-2"], "guestbook", "guestbook") != nil {
+		t.Fatal("a sync requested for spoke-1 applied on spoke-2")
+	}
+	apps := appsOf(t, f, "default", "manual")
+	if got := apps["spoke-2-guestbook"].Status.LastHandledSync; got != "" {
+		t.Fatalf("spoke-2 handled a sync nobody asked it for: %q", got)
+	}
+}
