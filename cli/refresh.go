@@ -123,7 +123,7 @@ func (o *refreshOptions) targets(ctx context.Context, c client.Client, name stri
 		return nil, notFoundHint(err, "ApplicationSet or Application", o.namespace+"/"+name, "flotilla status")
 	}
 	if o.cluster != "" && app.Spec.Destination.Cluster != o.cluster {
-		return nil, fmt.Errorf("Application %s/%s deploys to %s, not %s", o.namespace, name, app.Spec.Destination.Cluster, o.cluster)
+		return nil, fmt.Errorf("the Application %s/%s deploys to %s, not %s", o.namespace, name, app.Spec.Destination.Cluster, o.cluster)
 	}
 	return []flotillav1.Application{*app}, nil
 }
