@@ -39,9 +39,10 @@ var logOnce sync.Once
 // fleetEnv is a hub apiserver and spoke apiservers, with the hub's
 // least-privilege identity on each spoke.
 type fleetEnv struct {
-	hub    *testenv.Env
-	spokes map[string]*testenv.Env
-	pool   *spokes.Pool // of the last hub started
+	hub     *testenv.Env
+	spokes  map[string]*testenv.Env
+	pool    *spokes.Pool // of the last hub started
+	running *hub.Hub     // the last hub started
 }
 
 func startFleet(t testing.TB, spokeNames ...string) *fleetEnv {
@@ -147,8 +148,9 @@ func (f *fleetEnv) startHub(t testing.TB, opts hub.Options) (stop func()) {
 	if opts.ClientLimits.Timeout == 0 {
 		opts.ClientLimits = kubeconfig.Limits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}
 	}
-	f.pool, err = hub.Setup(mgr, opts)
+	f.running, err = hub.Setup(mgr, opts)
 	require.NoError(t, err)
+	f.pool = f.running.Pool
 	return testenv.RunManager(t, mgr)
 }
 

@@ -79,7 +79,7 @@ func Scheme() (*runtime.Scheme, error) {
 }
 
 // Setup adds every hub controller to mgr and returns the cluster pool.
-func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
+func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 	if o.Namespace == "" {
 		o.Namespace = flotillav1.SystemNamespace
 	}
@@ -101,17 +101,19 @@ func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
 		MaxParams: o.MaxApplications,
 		Budget:    o.ExpansionBudget,
 	})
-	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&applicationset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
+	h := &Hub{
+		Pool: pool,
+		sets: &applicationset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
 			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval, Writers: o.SetWriters},
-		&clusters.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
+		clusters: &clusters.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
 			Limits: o.ClientLimits, ProbeInterval: o.ProbeInterval, HeartbeatGrace: o.HeartbeatGrace,
 			Recorder: mgr.GetEventRecorder("flotilla-hub")},
-		&delivery.Reconciler{Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("flotilla-hub"),
+		delivery: &delivery.Reconciler{Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("flotilla-hub"),
 			Workers: o.DeliveryWorkers, PerCluster: o.PerClusterWrites},
-		&status.SetReconciler{Client: mgr.GetClient()},
-		&status.ClusterReconciler{Client: mgr.GetClient()},
+		setStatus:     &status.SetReconciler{Client: mgr.GetClient()},
+		clusterStatus: &status.ClusterReconciler{Client: mgr.GetClient()},
 	}
+	setups := []interface{ SetupWithManager(ctrl.Manager) error }{h.sets, h.clusters, h.delivery, h.setStatus, h.clusterStatus}
 	if capi.Available(mgr.GetRESTMapper()) {
 		setups = append(setups, &capi.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: o.Namespace,
 			Recorder: mgr.GetEventRecorder("flotilla-hub"), CopyLabels: o.CAPICopyLabels})
@@ -123,7 +125,28 @@ func Setup(mgr ctrl.Manager, o Options) (*spokes.Pool, error) {
 			return nil, fmt.Errorf("set up %T: %w", s, err)
 		}
 	}
-	return pool, nil
+	return h, nil
+}
+
+// Hub is a set-up hub: its spoke pool and its controllers.
+type Hub struct {
+	Pool          *spokes.Pool
+	sets          *applicationset.Reconciler
+	clusters      *clusters.Reconciler
+	delivery      *delivery.Reconciler
+	setStatus     *status.SetReconciler
+	clusterStatus *status.ClusterReconciler
+}
+
+// Tracked counts the entries the hub keeps in memory per set, Application
+// and cluster: it must come back down when they are deleted (tests).
+func (h *Hub) Tracked() map[string]int {
+	apps, sems := h.delivery.Tracked()
+	return map[string]int{
+		"applicationset": h.sets.Tracked(), "clusters": h.clusters.Tracked(), "pool": len(h.Pool.Names()),
+		"delivery.written": apps, "delivery.semaphores": sems,
+		"applicationset-status": h.setStatus.Tracked(), "membercluster-status": h.clusterStatus.Tracked(),
+	}
 }
 
 // secretCredentials reads repository credential Secrets from the cache.

@@ -32,6 +32,9 @@ const (
 	DefaultTimeout     = 60 * time.Second
 	DefaultMaxFileSize = 1 << 20 // 1 MiB
 	snapshotCacheSize  = 64
+	// DefaultMaxOpenRepos bounds the repositories kept open (their
+	// on-disk caches stay; an evicted one is opened again when next used).
+	DefaultMaxOpenRepos = 256
 	objectCacheSize    = 64 * cache.MiByte
 )
 
@@ -52,6 +55,8 @@ type Options struct {
 	AllowLoopback bool
 	// Limits bound each fetch (defaults: DefaultMaxObjectSize, DefaultMaxFetchSize).
 	Limits Limits
+	// MaxOpenRepos bounds the repositories kept open (default DefaultMaxOpenRepos).
+	MaxOpenRepos int
 }
 
 // Cache is a concurrency-safe set of on-disk repository caches.
@@ -71,10 +76,11 @@ type Cache struct {
 }
 
 type repo struct {
-	url string
-	dir string
-	mu  sync.RWMutex // Lock for fetches, RLock for reads
-	r   *gogit.Repository
+	url      string
+	dir      string
+	mu       sync.RWMutex // Lock for fetches, RLock for reads
+	r        *gogit.Repository
+	lastUsed time.Time // guarded by Cache.mu
 }
 
 // New makes a Cache rooted at opts.Dir (created if missing).
@@ -94,6 +100,9 @@ func New(opts Options) (*Cache, error) {
 	}
 	opts.Dir = abs
 	opts.Limits = opts.Limits.withDefaults()
+	if opts.MaxOpenRepos <= 0 {
+		opts.MaxOpenRepos = DefaultMaxOpenRepos
+	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("git cache: create %s: %w", abs, err)
 	}
@@ -116,8 +125,10 @@ func (c *Cache) repo(url string) (*repo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r, ok := c.repos[url]; ok {
+		r.lastUsed = time.Now()
 		return r, nil
 	}
+	c.evictIdleLocked()
 	dir := c.repoDir(url)
 	// BoundOS keeps every path go-git touches inside dir.
 	storage := &guardedStorage{Storage: filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), c.objects), limits: c.opts.Limits}
@@ -131,9 +142,37 @@ func (c *Cache) repo(url string) (*repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cache for %s in %s: %w", url, dir, err)
 	}
-	rp := &repo{url: url, dir: dir, r: r}
+	rp := &repo{url: url, dir: dir, r: r, lastUsed: time.Now()}
 	c.repos[url] = rp
 	return rp, nil
+}
+
+// evictIdleLocked closes the least recently used repositories not in use
+// while MaxOpenRepos or more are open (c.mu held).
+func (c *Cache) evictIdleLocked() {
+	for len(c.repos) >= c.opts.MaxOpenRepos {
+		var oldest *repo
+		for _, r := range c.repos {
+			if (oldest == nil || r.lastUsed.Before(oldest.lastUsed)) && r.mu.TryLock() {
+				if oldest != nil {
+					oldest.mu.Unlock()
+				}
+				oldest = r
+			}
+		}
+		if oldest == nil {
+			return // all in use: let the map grow for now
+		}
+		delete(c.repos, oldest.url)
+		oldest.mu.Unlock()
+	}
+}
+
+// OpenRepos is how many repositories the cache keeps open (tests).
+func (c *Cache) OpenRepos() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.repos)
 }
 
 var shaPattern = regexp.MustCompile(`^[0-9a-f]{40}$`)

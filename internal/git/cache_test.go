@@ -344,3 +344,24 @@ func TestFetchRefusesDecompressionBomb(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, fixed, got)
 }
+
+// TestOpenRepositoriesAreBounded: the cache keeps at most MaxOpenRepos
+// repositories open, however many it has met; an evicted one works again.
+func TestOpenRepositoriesAreBounded(t *testing.T) {
+	srv := gittest.New(t)
+	c := newCache(t, git.Options{MaxOpenRepos: 3})
+	want := map[string]string{}
+	for i := range 6 {
+		repo := srv.Repo(t, fmt.Sprintf("repo-%d", i))
+		want[repo.URL] = repo.MustCommit(t, map[string]string{"a.txt": fmt.Sprint(i)}, "first")
+		_, err := c.Resolve(t.Context(), repo.URL, "main")
+		require.NoError(t, err)
+		assert.LessOrEqual(t, c.OpenRepos(), 3)
+	}
+	for url, sha := range want {
+		snap, err := c.Snapshot(t.Context(), url, "main")
+		require.NoError(t, err, "an evicted repository opens again")
+		assert.Equal(t, sha, snap.Revision)
+	}
+	assert.LessOrEqual(t, c.OpenRepos(), 3)
+}

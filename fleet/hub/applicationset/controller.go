@@ -358,6 +358,14 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.selected, key)
+	metrics.GeneratedApplications.DeleteLabelValues(key.Namespace, key.Name)
+}
+
+// Tracked is how many sets the reconciler keeps state for (tests).
+func (r *Reconciler) Tracked() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.selected)
 }
 
 // enqueueForCluster re-queues the sets whose clusters generator selects the

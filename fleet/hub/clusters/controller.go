@@ -373,6 +373,13 @@ func (r *Reconciler) probeClient(cluster string, secret *corev1.Secret, key stri
 	return pc, nil
 }
 
+// Tracked is how many clusters the prober keeps state for (tests).
+func (r *Reconciler) Tracked() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.backoff) + len(r.clients)
+}
+
 func (r *Reconciler) nextBackoff(name string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()

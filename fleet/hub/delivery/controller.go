@@ -132,6 +132,14 @@ func (r *Reconciler) appsOfCluster(ctx context.Context, o client.Object) []recon
 	return out
 }
 
+// Tracked is how many Applications and clusters delivery keeps state for
+// (tests).
+func (r *Reconciler) Tracked() (apps, clusters int) {
+	r.written.Range(func(any, any) bool { apps++; return true })
+	r.sems.Range(func(any, any) bool { clusters++; return true })
+	return apps, clusters
+}
+
 // SpokeName is the spoke copy's name: unique across hub namespaces.
 func SpokeName(hubNamespace, name string) string {
 	n := hubNamespace + "." + name
@@ -176,6 +184,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	switch {
 	case clusterMissing:
+		r.sems.Delete(clusterName) // the cluster left: its semaphore goes (a new one is made if it comes back)
 		msg := fmt.Sprintf("MemberCluster %q does not exist: register it (flotilla cluster register) or fix destination.cluster", clusterName)
 		return r.notDelivered(ctx, app, nil, &dark{flotillav1.ReasonClusterNotFound, msg}, flotillav1.ReasonClusterNotFound, msg, time.Minute)
 	case mc.Spec.Paused:

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
@@ -72,7 +73,7 @@ func TestAggregateIsBounded(t *testing.T) {
 }
 
 func TestLeadTimeFromCommitTime(t *testing.T) {
-	r := &SetReconciler{firstSeen: map[string]time.Time{}}
+	r := &SetReconciler{firstSeen: map[types.NamespacedName]map[string]time.Time{}}
 	set := &flotillav1.ApplicationSet{ObjectMeta: metav1.ObjectMeta{Name: "lead", Namespace: "ns"}}
 	apps := []flotillav1.Application{app("a", "c1", "r1", "Progressing"), app("b", "c2", "r1", "Healthy")}
 	commit := metav1.NewTime(time.Now().Add(-90 * time.Second))

@@ -42,13 +42,13 @@ type SetReconciler struct {
 	MinInterval time.Duration
 
 	mu        sync.Mutex
-	firstSeen map[string]time.Time // set/revision → when first seen
+	firstSeen map[types.NamespacedName]map[string]time.Time // set → revision → when first seen (zero: observed)
 	writes    writeLimiter
 }
 
 // SetupWithManager registers the controller.
 func (r *SetReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.firstSeen = map[string]time.Time{}
+	r.firstSeen = map[types.NamespacedName]map[string]time.Time{}
 	r.writes = newWriteLimiter(r.MinInterval)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("applicationset-status").
@@ -72,7 +72,7 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	set := &flotillav1.ApplicationSet{}
 	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.writes.forget(req.NamespacedName)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -140,6 +140,12 @@ func (l *writeLimiter) forget(key types.NamespacedName) {
 	delete(l.last, key)
 }
 
+func (l *writeLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.last)
+}
+
 // setSummary is the set's Ready (with Reconciling or Stalled): generated,
 // written and every Application Healthy at the set's generation. A set
 // that generates no Application is Ready (there is nothing to wait for).
@@ -193,13 +199,19 @@ func emptyNil[T any](s []T) []T {
 func (r *SetReconciler) observeLeadTime(set *flotillav1.ApplicationSet, apps []flotillav1.Application, agg SetStatus) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	setKey := client.ObjectKeyFromObject(set)
+	// Only the set's current revisions are remembered: the map stays as
+	// small as the set's status.
+	prev := r.firstSeen[setKey]
+	seenNow := make(map[string]time.Time, len(agg.Revisions))
+	r.firstSeen[setKey] = seenNow
 	for _, rc := range agg.Revisions {
-		key := set.Namespace + "/" + set.Name + "@" + rc.Revision
-		seen, ok := r.firstSeen[key]
+		key := rc.Revision
+		seen, ok := prev[key]
 		if !ok {
 			seen = time.Now()
-			r.firstSeen[key] = seen
 		}
+		seenNow[key] = seen
 		if seen.IsZero() {
 			continue // already observed
 		}
@@ -213,8 +225,24 @@ func (r *SetReconciler) observeLeadTime(set *flotillav1.ApplicationSet, apps []f
 			}
 		}
 		metrics.LeadTime.WithLabelValues(set.Namespace, set.Name).Observe(time.Since(start).Seconds())
-		r.firstSeen[key] = time.Time{}
+		seenNow[key] = time.Time{}
 	}
+}
+
+// forget drops what the reconciler keeps for a deleted set, and its series.
+func (r *SetReconciler) forget(key types.NamespacedName) {
+	r.writes.forget(key)
+	r.mu.Lock()
+	delete(r.firstSeen, key)
+	r.mu.Unlock()
+	metrics.LeadTime.DeleteLabelValues(key.Namespace, key.Name)
+}
+
+// Tracked is how many sets the reconciler keeps state for (tests).
+func (r *SetReconciler) Tracked() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.firstSeen) + r.writes.size()
 }
 
 // ClusterReconciler aggregates Application status into MemberCluster status.
@@ -225,6 +253,9 @@ type ClusterReconciler struct {
 
 	writes writeLimiter
 }
+
+// Tracked is how many clusters the reconciler keeps state for (tests).
+func (r *ClusterReconciler) Tracked() int { return r.writes.size() }
 
 // SetupWithManager registers the controller.
 func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -245,6 +276,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if apierrors.IsNotFound(err) {
 			metrics.ApplicationsByHealth.DeletePartialMatch(map[string]string{"cluster": req.Name})
 			metrics.DriftCorrections.DeleteLabelValues(req.Name)
+			metrics.DeliveryLatency.DeleteLabelValues(req.Name)
 			r.writes.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
