@@ -155,16 +155,24 @@ type AutomatedSyncPolicy struct {
 // SyncPolicy controls when and how an Application syncs.
 type SyncPolicy struct {
 	// Automated sync. Without it the agent reports OutOfSync and applies
-	// only when asked through the flotilla.dev/refresh annotation.
+	// only when asked (flotilla refresh --sync: the flotilla.dev/sync
+	// annotation).
 	// +optional
 	Automated *AutomatedSyncPolicy `json:"automated,omitempty"`
 
-	// SyncOptions such as CreateNamespace=true.
+	// SyncOptions (Argo CD's names): CreateNamespace=true (create the
+	// destination namespace), PruneLast=true (prune only once everything
+	// else is applied and Healthy), PrunePropagationPolicy=foreground|
+	// background|orphan (how pruned objects' dependents go; default
+	// background), AdoptExisting=true (take over existing objects), and
+	// ServerSideApply=true (always on: accepted for Argo CD users). Any
+	// other value is rejected. Per object, the annotation
+	// flotilla.dev/sync-options: Prune=false (never pruned) or Delete=false
+	// (kept when the Application is deleted) is honoured.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:items:MaxLength=128
-	// +kubebuilder:validation:items:Pattern=`^[A-Za-z][A-Za-z0-9]*=[A-Za-z0-9]+$`
+	// +kubebuilder:validation:items:Enum=CreateNamespace=true;CreateNamespace=false;PruneLast=true;PruneLast=false;PrunePropagationPolicy=foreground;PrunePropagationPolicy=background;PrunePropagationPolicy=orphan;AdoptExisting=true;AdoptExisting=false;ServerSideApply=true
 	SyncOptions []string `json:"syncOptions,omitempty"`
 
 	// PreserveResourcesOnDeletion keeps the applied objects running when the

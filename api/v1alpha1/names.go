@@ -62,6 +62,10 @@ const (
 	// AnnotationSync asks for one sync (apply) of an Application without
 	// automated sync, handled like AnnotationRefresh (status.lastHandledSync).
 	AnnotationSync = "flotilla.dev/sync"
+	// AnnotationSyncOptions on an applied object: "Prune=false" (never
+	// pruned when it leaves Git) and/or "Delete=false" (kept when its
+	// Application is deleted), comma-separated (Argo CD's names).
+	AnnotationSyncOptions = "flotilla.dev/sync-options"
 	// AnnotationAllowDeletes ("true") on an ApplicationSet confirms
 	// deletions its MaxDeletePercent held back; the hub removes it once they
 	// are done.

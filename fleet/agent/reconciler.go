@@ -136,7 +136,7 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application) 
 		if err != nil {
 			return err
 		}
-		_, kept, err := deleteApplied(ctx, r.Client, app.Name, refs)
+		_, kept, err := deleteApplied(ctx, r.Client, app.Name, refs, deletion{policy: propagation(app), unless: "Delete=false"})
 		if err != nil {
 			return fmt.Errorf("delete the Application's objects (%d left): %w", len(kept), err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent/applied"
@@ -69,12 +71,34 @@ func (rec appliedRecord) Delete(ctx context.Context, app *flotillav1.Application
 	return client.IgnoreNotFound(rec.Client.Delete(ctx, cm))
 }
 
+// deletion is how deleteApplied deletes: the propagation policy, and the
+// per-object sync option that keeps an object (Prune=false when pruning,
+// Delete=false when the Application goes).
+type deletion struct {
+	policy metav1.DeletionPropagation
+	unless string
+}
+
+// objectOption reports whether an object's flotilla.dev/sync-options
+// annotation lists opt (e.g. Prune=false).
+func objectOption(u *unstructured.Unstructured, opt string) bool {
+	for _, o := range strings.Split(u.GetAnnotations()[flotillav1.AnnotationSyncOptions], ",") {
+		if strings.EqualFold(strings.TrimSpace(o), opt) {
+			return true
+		}
+	}
+	return false
+}
+
 // deleteApplied deletes recorded objects, but only those that still are
 // the very objects app applied (same UID, and still carrying app's name):
 // an object recreated by someone else, or taken over by another
 // Application, is never deleted. It returns the refs it could not delete
 // (to keep recording).
-func deleteApplied(ctx context.Context, c client.Client, app string, refs []applied.Ref) (deleted []applied.Ref, kept []applied.Ref, err error) {
+func deleteApplied(ctx context.Context, c client.Client, app string, refs []applied.Ref, how deletion) (deleted []applied.Ref, kept []applied.Ref, err error) {
+	if how.policy == "" {
+		how.policy = metav1.DeletePropagationBackground
+	}
 	for _, r := range refs {
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(r.GVK())
@@ -88,9 +112,12 @@ func deleteApplied(ctx context.Context, c client.Client, app string, refs []appl
 			continue
 		case r.UID == "" || string(live.GetUID()) != r.UID || live.GetAnnotations()[flotillav1.AnnotationApplication] != app:
 			continue // not the object we applied: leave it alone and forget it
+		case how.unless != "" && objectOption(live, how.unless):
+			log.FromContext(ctx).Info("Kept, as its annotation asks", "object", r.String(), flotillav1.AnnotationSyncOptions, how.unless)
+			continue // the object asks to stay: left alone and forgotten
 		}
 		uid := types.UID(r.UID)
-		delErr := c.Delete(ctx, live, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		delErr := c.Delete(ctx, live, client.Preconditions{UID: &uid}, client.PropagationPolicy(how.policy))
 		if delErr != nil && !apierrors.IsNotFound(delErr) {
 			kept = append(kept, r)
 			err = fmt.Errorf("prune %s: %w", r, delErr)

@@ -30,6 +30,9 @@ type memo struct {
 	driftAt    time.Time         // last drift check
 	corrected  int64             // drift corrections so far (status may lag in the cache)
 	drifted    map[string]string // found by the last drift check, until the next apply
+	// prunePending: objects left Git and wait to be pruned (PruneLast)
+	// until everything else is Healthy.
+	prunePending bool
 	// failure is the last check's fetch or render failure, reported until
 	// the next check (the render above still stands on the cluster).
 	failure *failure
