@@ -35,7 +35,7 @@ const (
 	// DefaultMaxOpenRepos bounds the repositories kept open (their
 	// on-disk caches stay; an evicted one is opened again when next used).
 	DefaultMaxOpenRepos = 256
-	objectCacheSize    = 64 * cache.MiByte
+	objectCacheSize     = 64 * cache.MiByte
 )
 
 // ErrUnknownRevision means the remote has no branch, tag or commit of that name.
