@@ -71,6 +71,9 @@ const (
 	ReasonAgentNotFound          = "AgentNotFound"
 	ReasonLeaseForbidden         = "LeaseForbidden"
 	ReasonLeaseUnreadable        = "LeaseUnreadable"
+	// ReasonSpokeCacheNotSynced: the hub's watch of the spoke's
+	// Applications never synced (RBAC, agent namespace).
+	ReasonSpokeCacheNotSynced = "SpokeCacheNotSynced"
 
 	// Cluster API import (Events).
 	ReasonNameConflict = "NameConflict"

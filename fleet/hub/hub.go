@@ -48,6 +48,9 @@ type Options struct {
 	PerClusterWrites int
 	// SetWriters bounds each ApplicationSet's parallel Application writes.
 	SetWriters int
+	// SpokeSyncTimeout bounds the wait for a spoke's cache to sync before
+	// the cluster is reported not Ready (default 30s).
+	SpokeSyncTimeout time.Duration
 	// AllowLoopbackRepos lets repoURLs name this machine (local testing).
 	AllowLoopbackRepos bool
 	// CAPICopyLabels are the Cluster API Cluster label keys (globs) copied
@@ -87,6 +90,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 		return nil, fmt.Errorf("index Applications by cluster: %w", err)
 	}
 	pool := spokes.NewPool(mgr.GetScheme(), mgr.GetLogger().WithName("pool"))
+	pool.SyncTimeout = o.SpokeSyncTimeout
 	if err := mgr.Add(pool); err != nil {
 		return nil, err
 	}

@@ -144,6 +144,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 		c.SetHealth(true, "")
+		if msg := c.SyncError(); msg != "" {
+			p.ready.Status, p.ready.Reason, p.ready.Message = metav1.ConditionFalse, flotillav1.ReasonSpokeCacheNotSynced, msg
+			ok = false
+		}
 	} else if c, found := r.Pool.Get(mc.Name); found {
 		c.SetHealth(false, p.ready.Message)
 	}

@@ -23,9 +23,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -53,9 +55,10 @@ type Reconciler struct {
 	// Workers is the number of concurrent reconciles (default 32).
 	Workers int
 
-	ctrl    controller.Controller
-	sems    sync.Map // cluster → chan struct{}
-	written sync.Map // Application key → writtenStatus last written
+	ctrl        controller.Controller
+	spokeEvents chan event.GenericEvent // spoke copies changed: their hub Applications
+	sems        sync.Map                // cluster → chan struct{}
+	written     sync.Map                // Application key → writtenStatus last written
 }
 
 // SetupWithManager registers the controller, indexes, and spoke watches.
@@ -66,10 +69,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Workers == 0 {
 		r.Workers = 32
 	}
+	r.spokeEvents = make(chan event.GenericEvent, 4096)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("delivery").
 		For(&flotillav1.Application{}).
 		Watches(&flotillav1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.appsOfCluster), builder.WithPredicates(clusterChanged)).
+		WatchesRawSource(source.Channel(r.spokeEvents, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Build(r)
 	if err != nil {
@@ -81,16 +86,35 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // watchSpoke maps spoke Application events back to their hub Application.
+// The handler lives on the spoke cache's informer, so it stops with the
+// pool entry (a replaced or removed cluster leaves nothing running); the
+// events reach the controller through one channel source.
 func (r *Reconciler) watchSpoke(c *spokes.Cluster) {
-	src := source.Kind(c.Cluster.GetCache(), &flotillav1.Application{},
-		handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, a *flotillav1.Application) []reconcile.Request {
-			ns, name := a.Annotations[flotillav1.AnnotationHubNamespace], a.Annotations[flotillav1.AnnotationHubName]
-			if ns == "" || name == "" {
-				return nil
-			}
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
-		}))
-	if err := r.ctrl.Watch(src); err != nil {
+	inf, err := c.Cluster.GetCache().GetInformer(context.Background(), &flotillav1.Application{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		r.ctrl.GetLogger().Error(err, "Watch spoke Applications", "cluster", c.Name)
+		return
+	}
+	send := func(obj any) {
+		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		a, ok := obj.(*flotillav1.Application)
+		if !ok {
+			return
+		}
+		ns, name := a.Annotations[flotillav1.AnnotationHubNamespace], a.Annotations[flotillav1.AnnotationHubName]
+		if ns == "" || name == "" {
+			return
+		}
+		select {
+		case r.spokeEvents <- event.GenericEvent{Object: &flotillav1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}:
+		case <-c.Done():
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: send, UpdateFunc: func(_, obj any) { send(obj) }, DeleteFunc: send,
+	}); err != nil {
 		r.ctrl.GetLogger().Error(err, "Watch spoke Applications", "cluster", c.Name)
 	}
 }

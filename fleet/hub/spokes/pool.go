@@ -37,7 +37,19 @@ type Cluster struct {
 	mu        sync.Mutex
 	healthy   bool
 	lastError string
+	syncError string // the cache of spoke Applications has not synced: why
 }
+
+// SyncError says why the spoke's Application cache has not synced within
+// the pool's timeout (RBAC, a wrong agent namespace); empty once it has.
+func (c *Cluster) SyncError() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.syncError
+}
+
+// Done is closed once the Cluster's cache (and every watch on it) stopped.
+func (c *Cluster) Done() <-chan struct{} { return c.done }
 
 // Client reads from the spoke cache and writes to the spoke.
 func (c *Cluster) Client() client.Client { return c.Cluster.GetClient() }
@@ -49,11 +61,34 @@ func (c *Cluster) SetHealth(ok bool, msg string) {
 	c.healthy, c.lastError = ok, msg
 }
 
-// Health returns the last probe's result.
+// Health returns the last probe's result; a cache that has not synced is
+// not healthy either.
 func (c *Cluster) Health() (bool, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.healthy && c.syncError != "" {
+		return false, c.syncError
+	}
 	return c.healthy, c.lastError
+}
+
+// waitSynced waits for the spoke Application cache; past timeout it records
+// why (and keeps waiting: a fixed Role clears it), until ctx ends.
+func (c *Cluster) waitSynced(ctx context.Context, timeout time.Duration) {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := c.Cluster.GetCache().GetInformer(tctx, &flotillav1.Application{}, cache.BlockUntilSynced(true))
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	c.syncError = fmt.Sprintf("the hub's cache of Applications in %s on the spoke did not sync within %s: check that the hub's identity may list and watch Applications there (flotilla cluster register grants it)", c.AgentNamespace, timeout)
+	c.mu.Unlock()
+	if c.Cluster.GetCache().WaitForCacheSync(ctx) {
+		c.mu.Lock()
+		c.syncError = ""
+		c.mu.Unlock()
+	}
 }
 
 // Pool keeps one Cluster per MemberCluster. It is a manager Runnable: the
@@ -61,6 +96,9 @@ func (c *Cluster) Health() (bool, string) {
 type Pool struct {
 	scheme *runtime.Scheme
 	log    logr.Logger
+	// SyncTimeout bounds the wait for a new spoke cache to sync before the
+	// cluster is reported not Ready (default 30s).
+	SyncTimeout time.Duration
 
 	mu       sync.RWMutex
 	ctx      context.Context
@@ -92,7 +130,8 @@ func (p *Pool) Start(ctx context.Context) error {
 func (p *Pool) NeedLeaderElection() bool { return true }
 
 // OnAdd registers a callback for every new or replaced Cluster (used to
-// watch spoke Applications through its cache).
+// watch spoke Applications through its cache: handlers added to its
+// informers stop with it).
 func (p *Pool) OnAdd(fn func(*Cluster)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -143,6 +182,11 @@ func (p *Pool) Upsert(name, agentNamespace string, cfg *rest.Config, hash string
 			p.log.Error(err, "Spoke cache stopped", "cluster", name)
 		}
 	}()
+	timeout := p.SyncTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	go c.waitSynced(ctx, timeout)
 
 	p.mu.Lock()
 	if old, ok := p.clusters[name]; ok {
