@@ -68,7 +68,8 @@ func parseFlags() *flags {
 	o.ClientLimits.QPS = kubeconfig.DefaultLimits.QPS
 	flag.IntVar(&o.ClientLimits.Burst, "cluster-burst", kubeconfig.DefaultLimits.Burst, "client burst per spoke")
 	flag.DurationVar(&o.ProbeInterval, "probe-interval", 30e9, "interval between probes of a healthy cluster")
-	flag.DurationVar(&o.HeartbeatGrace, "heartbeat-grace", 40e9, "age after which an agent heartbeat counts as lost")
+	flag.DurationVar(&o.HeartbeatGrace, "heartbeat-grace", 40e9, "age after which an agent heartbeat counts as lost, for agents whose Lease does not say its duration")
+	flag.DurationVar(&o.SpokeSyncTimeout, "spoke-sync-timeout", 30e9, "how long a new spoke connection's cache may take to sync before the cluster is reported not Ready")
 	flag.IntVar(&o.DeliveryWorkers, "delivery-workers", 32, "concurrent delivery reconciles")
 	flag.IntVar(&o.PerClusterWrites, "per-cluster-writes", 8, "in-flight spoke requests per cluster")
 	flag.IntVar(&o.SetWriters, "set-writers", 16, "parallel Application writes per ApplicationSet")
