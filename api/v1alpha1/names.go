@@ -126,3 +126,21 @@ const (
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
 )
+
+// IsSpokeCopy reports whether an Application is a spoke copy delivered by
+// a hub (it names its hub Application). On a hub registered as its own
+// spoke (in-cluster), the hub's controllers leave copies alone: they are
+// the agent's.
+func IsSpokeCopy(a *Application) bool { return a.Annotations[AnnotationHubName] != "" }
+
+// IsHubApplication reports whether an Application is a hub Application
+// (delivery's finalizer guards it). An agent running on the hub's own
+// cluster leaves those alone: it syncs only what was delivered to it.
+func IsHubApplication(a *Application) bool {
+	for _, f := range a.Finalizers {
+		if f == FinalizerDelivery {
+			return true
+		}
+	}
+	return false
+}

@@ -175,3 +175,29 @@ func TestEvictedRendersStaySynced(t *testing.T) {
 		return cm.Data["color"] == "green", cm.Data["color"]
 	})
 }
+
+// TestHubApplicationsAreNotSynced: on the hub's own cluster (in-cluster),
+// a hub Application in the agent's namespace (delivery's finalizer marks
+// it) is not the agent's: only its delivered copy is.
+func TestHubApplicationsAreNotSynced(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	repo := gittest.New(t).Repo(t, "hub")
+	rev := repo.MustCommit(t, map[string]string{"app/cm.yaml": cmA}, "first")
+	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))
+	defer stop()
+	hubApp := newApp("hub-app", repo.URL, "app", "hub-ns", auto())
+	hubApp.Finalizers = []string{flotillav1.FinalizerDelivery}
+	require.NoError(t, c.Create(ctx, hubApp))
+	copyApp := newApp("default.hub-app", repo.URL, "app", "copy-ns", auto())
+	copyApp.Annotations = map[string]string{flotillav1.AnnotationHubNamespace: "default", flotillav1.AnnotationHubName: "hub-app"}
+	require.NoError(t, c.Create(ctx, copyApp))
+	waitSynced(t, c, "default.hub-app", rev)
+	app := getApp(t, c, "hub-app")
+	assert.Empty(t, app.Status.Sync.Revision, "the agent synced a hub Application")
+	assert.NotContains(t, app.Finalizers, flotillav1.FinalizerResources)
+	_, err := configMap(t, c, "hub-ns", "a")
+	assert.True(t, apierrors.IsNotFound(err), "the hub Application's objects were applied: %v", err)
+}

@@ -91,6 +91,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if flotillav1.IsHubApplication(app) {
+		return ctrl.Result{}, nil // the hub's own (in-cluster): its copy is what this agent syncs
+	}
 	if !app.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, app)
 	}

@@ -186,6 +186,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if flotillav1.IsSpokeCopy(app) {
+		return ctrl.Result{}, nil // a copy this hub delivered to itself (in-cluster): never delivered again
+	}
 	clusterName := app.Spec.Destination.Cluster
 	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("cluster", clusterName))
 	mc := &flotillav1.MemberCluster{}

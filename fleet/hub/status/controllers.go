@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,7 +29,11 @@ import (
 // up the controllers that use it.
 func IndexByCluster(mgr ctrl.Manager) error {
 	return mgr.GetFieldIndexer().IndexField(context.Background(), &flotillav1.Application{}, flotillav1.IndexApplicationCluster, func(o client.Object) []string {
-		return []string{o.(*flotillav1.Application).Spec.Destination.Cluster}
+		a := o.(*flotillav1.Application)
+		if flotillav1.IsSpokeCopy(a) {
+			return nil // a copy delivered to the hub itself (in-cluster) is not one of the hub's Applications
+		}
+		return []string{a.Spec.Destination.Cluster}
 	})
 }
 
@@ -84,7 +89,7 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
-	agg := Aggregate(list.Items)
+	agg := Aggregate(slices.DeleteFunc(list.Items, func(a flotillav1.Application) bool { return flotillav1.IsSpokeCopy(&a) }))
 	r.observeLeadTime(set, list.Items, agg)
 	summary := setSummary(set, agg.Healthy)
 	if sameSetStatus(set, agg) && !kube.SummaryChanged(set.Status.Conditions, summary) {
