@@ -103,16 +103,16 @@ func quietLogs() {
 // startHubProcess runs the hub controllers against the hub apiserver, as
 // the flotilla-hub Deployment would (its image cannot run here: kwok only
 // fakes the pod).
-func startHubProcess(t *testing.T, cfg *rest.Config) {
+func startHubProcess(t *testing.T, cfg *rest.Config, namespace string) {
 	quietLogs()
 	scheme, err := hub.Scheme()
 	require.NoError(t, err)
 	c := rest.CopyConfig(cfg)
 	c.QPS = -1
-	mgr, err := ctrl.NewManager(c, ctrl.Options{Scheme: scheme, Cache: hub.CacheOptions(flotillav1.SystemNamespace),
+	mgr, err := ctrl.NewManager(c, ctrl.Options{Scheme: scheme, Cache: hub.CacheOptions(namespace),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
 	require.NoError(t, err)
-	_, err = hub.Setup(mgr, hub.Options{GitCacheDir: filepath.Join(t.TempDir(), "git"), GitTimeout: 3 * time.Second, ProbeInterval: time.Second, AllowLoopbackRepos: true,
+	_, err = hub.Setup(mgr, hub.Options{Namespace: namespace, GitCacheDir: filepath.Join(t.TempDir(), "git"), GitTimeout: 3 * time.Second, ProbeInterval: time.Second, AllowLoopbackRepos: true,
 		ClientLimits: kubeconfig.Limits{Timeout: 3 * time.Second, QPS: 200, Burst: 400}})
 	require.NoError(t, err)
 	testenv.RunManager(t, mgr)
@@ -161,6 +161,9 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 	ctx := t.Context()
 	hc, sc := hubEnv.Client, spokeEnv.Client
 	hubServer, spokeServer := strings.TrimSuffix(hubEnv.Config.Host, "/"), strings.TrimSuffix(spokeEnv.Config.Host, "/")
+	// Not the default namespace: install records it, and every later
+	// command (register, unregister, version, uninstall) finds it there.
+	const hubNS = "fleet-hub"
 
 	t.Run("before install", func(t *testing.T) {
 		mustFail(t, "flotilla is not installed on the hub", "cluster", "list", "--kubeconfig", kc)
@@ -172,14 +175,14 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 		dry := mustRun(t, "install", "--dry-run", "-o", "yaml", "--image", "registry.local:5000/flotilla-hub:v9")
 		require.Contains(t, dry, "image: registry.local:5000/flotilla-hub:v9")
 		// Nothing applied by a dry run.
-		err := hc.Get(ctx, types.NamespacedName{Name: flotillav1.SystemNamespace}, &corev1.Namespace{})
+		err := hc.Get(ctx, types.NamespacedName{Name: hubNS}, &corev1.Namespace{})
 		require.True(t, apierrors.IsNotFound(err), "dry run created the namespace: %v", err)
 
-		out := mustRun(t, "install", "--kubeconfig", kc, "--image", "registry.local:5000/flotilla-hub:v9", "--timeout", "2m")
+		out := mustRun(t, "install", "--kubeconfig", kc, "-n", hubNS, "--image", "registry.local:5000/flotilla-hub:v9", "--timeout", "2m")
 		require.Contains(t, out, "The Flotilla hub is installed.")
 		require.Contains(t, out, "flotilla cluster register") // NOTES
 		d := &appsv1.Deployment{}
-		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "flotilla-hub"}, d))
+		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: hubNS, Name: "flotilla-hub"}, d))
 		require.Equal(t, int32(1), d.Status.AvailableReplicas)
 		for _, crd := range []string{"memberclusters.flotilla.dev", "applicationsets.flotilla.dev", "applications.flotilla.dev"} {
 			require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: crd}, &apiextensionsv1.CustomResourceDefinition{}))
@@ -187,12 +190,13 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 		// Idempotent: a second run changes nothing.
 		before := d.Generation
 		mustRun(t, "install", "--kubeconfig", kc, "--image", "registry.local:5000/flotilla-hub:v9", "--timeout", "2m")
-		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "flotilla-hub"}, d))
+		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: hubNS, Name: "flotilla-hub"}, d))
 		require.Equal(t, before, d.Generation)
 		require.Contains(t, mustRun(t, "version", "--kubeconfig", kc), "Hub Version: v9")
+		mustFail(t, "the hub is installed in namespace fleet-hub", "install", "--kubeconfig", kc, "-n", "elsewhere")
 	})
 
-	startHubProcess(t, hubEnv.Config)
+	startHubProcess(t, hubEnv.Config, hubNS)
 
 	t.Run("register refuses bad input and creates nothing", func(t *testing.T) {
 		mustFail(t, `invalid label value "not ok"`, "cluster", "register", "spoke", "--kubeconfig", kc, "--context", "spoke", "--labels", "env=not ok")
@@ -225,7 +229,7 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 		firstToken = hubTokenSecret(t, sc)
 		// The hub's kubeconfig holds a token, never the user's admin credentials.
 		secret := &corev1.Secret{}
-		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "cluster-spoke-kubeconfig"}, secret))
+		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: hubNS, Name: "cluster-spoke-kubeconfig"}, secret))
 		hubCfg, err := clientcmd.Load(secret.Data["value"])
 		require.NoError(t, err)
 		for _, u := range hubCfg.AuthInfos {
@@ -242,7 +246,7 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 		require.NotEqual(t, firstToken, second, "the token was not rotated")
 		// The old token was revoked only once the hub used the new one.
 		secret := &corev1.Secret{}
-		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "cluster-spoke-kubeconfig"}, secret))
+		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: hubNS, Name: "cluster-spoke-kubeconfig"}, secret))
 		mc := &flotillav1.MemberCluster{}
 		require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: "spoke"}, mc))
 		require.Equal(t, secret.ResourceVersion, mc.Status.CredentialsVersion, "the hub probed with the new Secret before the old token went")
@@ -323,7 +327,7 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 		require.Contains(t, out, "Cluster spoke is unregistered.")
 		err := hc.Get(ctx, types.NamespacedName{Name: "spoke"}, &flotillav1.MemberCluster{})
 		require.True(t, apierrors.IsNotFound(err))
-		err = hc.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "cluster-spoke-kubeconfig"}, &corev1.Secret{})
+		err = hc.Get(ctx, types.NamespacedName{Namespace: hubNS, Name: "cluster-spoke-kubeconfig"}, &corev1.Secret{})
 		require.True(t, apierrors.IsNotFound(err))
 		// The workload stays; the agent's Applications and CRD are gone.
 		require.NoError(t, sc.Get(ctx, types.NamespacedName{Namespace: "guestbook", Name: "guestbook"}, &corev1.ConfigMap{}))
@@ -363,7 +367,7 @@ func TestInstallRegisterStatusUnregister(t *testing.T) {
 	t.Run("uninstall keeps user objects", func(t *testing.T) {
 		out := mustRun(t, "uninstall", "--kubeconfig", kc)
 		require.Contains(t, out, "are kept")
-		err := hc.Get(ctx, types.NamespacedName{Namespace: flotillav1.SystemNamespace, Name: "flotilla-hub"}, &appsv1.Deployment{})
+		err := hc.Get(ctx, types.NamespacedName{Namespace: hubNS, Name: "flotilla-hub"}, &appsv1.Deployment{})
 		require.True(t, apierrors.IsNotFound(err))
 		require.NoError(t, hc.Get(ctx, types.NamespacedName{Namespace: "default", Name: "guestbook"}, &flotillav1.ApplicationSet{}))
 		require.NoError(t, hc.Get(ctx, types.NamespacedName{Name: "memberclusters.flotilla.dev"}, &apiextensionsv1.CustomResourceDefinition{}))

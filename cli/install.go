@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -31,7 +32,7 @@ type installOptions struct {
 func (o *installOptions) bindCommon(cmd *cobra.Command) {
 	f := cmd.Flags()
 	o.kube.bind(f, "", "the hub")
-	f.StringVarP(&o.namespace, "namespace", "n", flotillav1.SystemNamespace, "namespace of the hub")
+	f.StringVarP(&o.namespace, "namespace", "n", "", "namespace of the hub (default: where it was installed, else "+flotillav1.SystemNamespace+"; recorded on the hub for every other command)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait")
 }
 
@@ -81,6 +82,11 @@ namespace.`,
 	return cmd
 }
 
+// hubRunsIn reports whether the hub's Deployment exists in namespace.
+func (o *installOptions) hubRunsIn(ctx context.Context, hub *conn, namespace string) bool {
+	return hub.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "flotilla-hub"}, &appsv1.Deployment{}) == nil
+}
+
 // hubObjects renders the hub chart and prepends the namespace.
 func (o *installOptions) hubObjects() (*charts.Rendered, error) {
 	vals, err := o.values.values(true)
@@ -92,6 +98,17 @@ func (o *installOptions) hubObjects() (*charts.Rendered, error) {
 		return nil, err
 	}
 	r.Objects = append([]*unstructured.Unstructured{namespaceObject(o.namespace)}, r.Objects...)
+	for _, obj := range r.Objects {
+		if obj.GetKind() == "CustomResourceDefinition" && obj.GetName() == "memberclusters."+flotillav1.GroupVersion.Group {
+			// Every CLI command finds the hub's namespace here.
+			a := obj.GetAnnotations()
+			if a == nil {
+				a = map[string]string{}
+			}
+			a[flotillav1.AnnotationHubNamespaceOfHub] = o.namespace
+			obj.SetAnnotations(a)
+		}
+	}
 	return r, nil
 }
 
@@ -109,14 +126,26 @@ func namespaceObject(name string) *unstructured.Unstructured {
 }
 
 func (o *installOptions) install(ctx context.Context, s Streams) error {
-	r, err := o.hubObjects()
-	if err != nil {
-		return err
-	}
 	if o.dryRun {
+		if o.namespace == "" {
+			o.namespace = flotillav1.SystemNamespace
+		}
+		r, err := o.hubObjects()
+		if err != nil {
+			return err
+		}
 		return printList(s.Out, o.output, r.Objects)
 	}
 	hub, err := o.kube.connect(ctx, "the hub", cliScheme())
+	if err != nil {
+		return err
+	}
+	if o.namespace == "" {
+		o.namespace = hub.hubNamespace(ctx) // an upgrade stays where the hub is
+	} else if recorded := hub.hubNamespace(ctx); recorded != o.namespace && requireHub(ctx, hub) == nil && o.hubRunsIn(ctx, hub, recorded) {
+		return fmt.Errorf("the hub is installed in namespace %s: one hub per cluster (run 'flotilla uninstall' first to move it, or drop -n)", recorded)
+	}
+	r, err := o.hubObjects()
 	if err != nil {
 		return err
 	}
@@ -138,11 +167,14 @@ func (o *installOptions) install(ctx context.Context, s Streams) error {
 }
 
 func (o *installOptions) uninstall(ctx context.Context, s Streams) error {
-	r, err := o.hubObjects()
+	hub, err := o.kube.connect(ctx, "the hub", cliScheme())
 	if err != nil {
 		return err
 	}
-	hub, err := o.kube.connect(ctx, "the hub", cliScheme())
+	if o.namespace == "" {
+		o.namespace = hub.hubNamespace(ctx)
+	}
+	r, err := o.hubObjects()
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,24 @@ type conn struct {
 	context string
 	config  *rest.Config
 	client  client.Client
+	hubNS   string // the hub's namespace, once read (hubNamespace)
+}
+
+// hubNamespace is the namespace the hub was installed into, as
+// `flotilla install -n` recorded it on the MemberCluster CRD; the default
+// flotilla-system when nothing is recorded (or it cannot be read).
+func (c *conn) hubNamespace(ctx context.Context) string {
+	if c.hubNS != "" {
+		return c.hubNS
+	}
+	c.hubNS = flotillav1.SystemNamespace
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := c.client.Get(ctx, client.ObjectKey{Name: "memberclusters." + flotillav1.GroupVersion.Group}, crd); err == nil {
+		if ns := crd.Annotations[flotillav1.AnnotationHubNamespaceOfHub]; ns != "" {
+			c.hubNS = ns
+		}
+	}
+	return c.hubNS
 }
 
 // rawConfig loads the kubeconfig the flags name, refusing a missing context

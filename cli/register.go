@@ -161,23 +161,24 @@ func validateLabel(k, v string) error {
 // registerOnHub stores the spoke's kubeconfig Secret and the MemberCluster.
 // It returns the Secret's resourceVersion.
 func (o *registerOptions) registerOnHub(ctx context.Context, s Streams, hub *conn, name string, labels map[string]string, token *hubToken) (string, error) {
+	hubNS := hub.hubNamespace(ctx)
 	fmt.Fprintf(s.ErrOut, "On the hub: storing the kubeconfig and creating MemberCluster %s\n", name)
 	secretName := "cluster-" + name + "-kubeconfig"
 	secret := &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: flotillav1.SystemNamespace,
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: hubNS,
 			Labels:      map[string]string{flotillav1.LabelCluster: name, "app.kubernetes.io/managed-by": "flotilla"},
 			Annotations: map[string]string{flotillav1.AnnotationTokenExpires: token.expires.UTC().Format(time.RFC3339)}},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{kubeconfigKey: token.kubeconfig},
 	}
 	if err := kube.Apply(ctx, hub.client, secret, flotillav1.FieldManagerCLI); err != nil {
-		return "", fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", flotillav1.SystemNamespace, secretName, err)
+		return "", fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", hubNS, secretName, err)
 	}
 	if err := hub.client.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
-		return "", fmt.Errorf("read back the kubeconfig Secret %s/%s: %w", flotillav1.SystemNamespace, secretName, err)
+		return "", fmt.Errorf("read back the kubeconfig Secret %s/%s: %w", hubNS, secretName, err)
 	}
-	fmt.Fprintf(s.ErrOut, "  applied Secret %s/%s\n", flotillav1.SystemNamespace, secretName)
+	fmt.Fprintf(s.ErrOut, "  applied Secret %s/%s\n", hubNS, secretName)
 	mc := &flotillav1.MemberCluster{
 		TypeMeta:   metav1.TypeMeta{APIVersion: flotillav1.GroupVersion.String(), Kind: "MemberCluster"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
@@ -305,7 +306,7 @@ func checkNameFree(ctx context.Context, hub *conn, name, server, agentNamespace 
 // registeredServer is the server a MemberCluster's kubeconfig points at.
 func registeredServer(ctx context.Context, hub *conn, mc *flotillav1.MemberCluster) string {
 	secret := &corev1.Secret{}
-	if err := hub.client.Get(ctx, client.ObjectKey{Namespace: flotillav1.SystemNamespace, Name: mc.Spec.KubeconfigSecretRef.Name}, secret); err == nil {
+	if err := hub.client.Get(ctx, client.ObjectKey{Namespace: hub.hubNamespace(ctx), Name: mc.Spec.KubeconfigSecretRef.Name}, secret); err == nil {
 		key := mc.Spec.KubeconfigSecretRef.Key
 		if key == "" {
 			key = kubeconfigKey
@@ -434,7 +435,7 @@ func waitClusterReady(ctx context.Context, hub *conn, name string, timeout time.
 			return fmt.Errorf("MemberCluster %s disappeared while waiting", name)
 		}
 		return fmt.Errorf("cluster %s is not Ready after %s (%s): is the hub running? check 'kubectl -n %s get deploy flotilla-hub' and 'kubectl describe membercluster %s'",
-			name, timeout, strings.TrimSpace(last), flotillav1.SystemNamespace, name)
+			name, timeout, strings.TrimSpace(last), hub.hubNamespace(ctx), name)
 	}
 	return nil
 }

@@ -11,8 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
-
 	"github.com/flotilla-dev/flotilla/internal/version"
 )
 
@@ -95,7 +93,7 @@ func newVersionCommand(s Streams) *cobra.Command {
 		},
 	}
 	o.bind(cmd, "table, json or yaml")
-	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", flotillav1.SystemNamespace, "namespace of the hub")
+	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "", "namespace of the hub (default: where 'flotilla install' put it)")
 	cmd.Flags().BoolVar(&o.clientOnly, "client", false, "print the client version only (no hub needed)")
 	return cmd
 }
@@ -105,6 +103,9 @@ func (o *versionOptions) hubVersion(ctx context.Context) (string, error) {
 	hub, err := o.connect(ctx)
 	if err != nil {
 		return "", err
+	}
+	if o.namespace == "" {
+		o.namespace = hub.hubNamespace(ctx)
 	}
 	d := &appsv1.Deployment{}
 	if err := hub.client.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: "flotilla-hub"}, d); err != nil {

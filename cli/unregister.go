@@ -105,7 +105,7 @@ func (o *unregisterOptions) run(ctx context.Context, s Streams, name string) err
 			return fmt.Errorf("delete MemberCluster %s: %w", name, err)
 		}
 		secret := &corev1.Secret{}
-		secret.Namespace, secret.Name = flotillav1.SystemNamespace, mc.Spec.KubeconfigSecretRef.Name
+		secret.Namespace, secret.Name = hub.hubNamespace(ctx), mc.Spec.KubeconfigSecretRef.Name
 		if err := client.IgnoreNotFound(hub.client.Delete(ctx, secret)); err != nil {
 			return fmt.Errorf("delete kubeconfig Secret %s/%s: %w", secret.Namespace, secret.Name, err)
 		}

@@ -77,6 +77,10 @@ const (
 	AnnotationHubNamespace = "flotilla.dev/hub-namespace"
 	// AnnotationHubName records the hub name of a spoke Application.
 	AnnotationHubName = "flotilla.dev/hub-name"
+	// AnnotationHubNamespaceOfHub on the memberclusters.flotilla.dev CRD
+	// records the namespace the hub was installed into (flotilla install
+	// -n): every CLI command finds the hub's namespace there.
+	AnnotationHubNamespaceOfHub = "flotilla.dev/installed-namespace"
 	// AnnotationHubGeneration records on a spoke Application the hub
 	// Application's generation its spec carries: the hub calls a generation
 	// observed only once the agent has processed the copy carrying it.
