@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/e2e/fleettest"
@@ -226,11 +227,23 @@ func TestDrift(t *testing.T) {
 	check(t, err)
 	check(t, f.ApplyYAML(ctx, "heal", listSet("heal", repo.URL, []string{"spoke-1"}, []string{"guestbook"}, "")))
 	check(t, f.ApplyYAML(ctx, "watch", strings.Replace(listSet("watch", repo.URL, []string{"spoke-1"}, []string{"podinfo"}, ""), "selfHeal: true", "selfHeal: false", 1)))
-	eventually(t, 2*time.Minute, "both Healthy", func() (bool, string) {
+	check(t, f.ApplyYAML(ctx, "scaled", listSet("scaled", repo.URL, []string{"spoke-1"}, []string{"redis"},
+		"      ignoreDifferences: [{group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}]\n")))
+	eventually(t, 2*time.Minute, "all three Healthy", func() (bool, string) {
 		a, m1 := allHealthyAt(t, f, "default", "heal", 1, rev)
 		b, m2 := allHealthyAt(t, f, "default", "watch", 1, rev)
-		return a && b, m1 + m2
+		c, m3 := allHealthyAt(t, f, "default", "scaled", 1, rev)
+		return a && b && c, m1 + m2 + m3
 	})
+	// An HPA-like writer (field manager kube-controller-manager) scales
+	// redis up and down while selfHeal is on: with spec.replicas ignored,
+	// the agent never fights it.
+	for _, n := range []int32{3, 4, 3, 4} {
+		d := deployment(t, f.Spokes["spoke-1"], "redis", "redis")
+		d.Spec.Replicas = &n
+		check(t, f.Spokes["spoke-1"].Client.Update(ctx, d, client.FieldOwner("kube-controller-manager")))
+		time.Sleep(time.Second)
+	}
 	for _, app := range []string{"guestbook", "podinfo"} {
 		mustOut(t)(f.Kubectl(ctx, "--context", "spoke-1", "-n", app, "scale", "deployment", app, "--replicas=5"))
 	}
@@ -252,6 +265,15 @@ func TestDrift(t *testing.T) {
 	if d := deployment(t, f.Spokes["spoke-1"], "podinfo", "podinfo"); *d.Spec.Replicas != 5 {
 		t.Fatalf("selfHeal off: podinfo was reverted to %d", *d.Spec.Replicas)
 	}
+	if d := deployment(t, f.Spokes["spoke-1"], "redis", "redis"); *d.Spec.Replicas != 4 {
+		t.Fatalf("ignoreDifferences: the agent set redis's replicas to %d, the writer's were 4", *d.Spec.Replicas)
+	}
+	eventually(t, time.Minute, "redis Healthy at 4 replicas, no drift correction", func() (bool, string) {
+		a := &flotillav1.Application{}
+		check(t, f.Hub.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "spoke-1-redis"}, a))
+		return a.Status.Health.Status == flotillav1.HealthHealthy && a.Status.Sync.Status == flotillav1.SyncStatusSynced && a.Status.DriftCorrections == 0,
+			fmt.Sprintf("%s/%s, %d corrections", a.Status.Health.Status, a.Status.Sync.Status, a.Status.DriftCorrections)
+	})
 }
 
 // TestRefreshFromTheHub: a set without automated sync deploys nothing until

@@ -195,6 +195,52 @@ type ApplicationSpec struct {
 	// SyncPolicy controls automated sync, prune and self-heal.
 	// +optional
 	SyncPolicy *SyncPolicy `json:"syncPolicy,omitempty"`
+
+	// IgnoreDifferences names fields another writer owns (an HPA's
+	// spec.replicas, a webhook's injected field): the agent neither reports
+	// them as drift nor changes them; it applies the live value instead
+	// (Argo CD's ignoreDifferences with RespectIgnoreDifferences).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	IgnoreDifferences []ResourceIgnoreDifferences `json:"ignoreDifferences,omitempty"`
+}
+
+// ResourceIgnoreDifferences selects objects (by group and kind, and
+// optionally name and namespace) and the fields of theirs to leave alone.
+type ResourceIgnoreDifferences struct {
+	// Group of the objects ("" or omitted: the core group; "apps" for
+	// Deployments).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Group string `json:"group,omitempty"`
+	// Kind of the objects.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind"`
+	// Name of the object (omitted: every object of the kind).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
+	// Namespace of the object (omitted: any).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+	// JSONPointers (RFC 6901) of the fields to leave alone, e.g.
+	// /spec/replicas.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=512
+	JSONPointers []string `json:"jsonPointers,omitempty"`
+	// ManagedFieldsManagers: every field these field managers own on the
+	// live object is left alone, e.g. kube-controller-manager for an HPA.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=128
+	ManagedFieldsManagers []string `json:"managedFieldsManagers,omitempty"`
 }
 
 // SyncStatusCode says whether live state matches Git.

@@ -131,7 +131,7 @@ func (a *Applier) isNamespaced(gvk schema.GroupVersionKind) (bool, error) {
 // Apply applies objects in order: Namespaces and CRDs first (waiting for
 // CRDs to be Established), then the rest. One rejected object does not
 // stop the others.
-func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, app, defaultNS string, adopt bool) []Result {
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, app, defaultNS string, adopt bool, ignore ignoreRules) []Result {
 	prepErrs := a.Prepare(objs, app, defaultNS)
 	first, rest := []*unstructured.Unstructured{}, []*unstructured.Unstructured{}
 	for _, o := range objs {
@@ -145,7 +145,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	results := make([]Result, 0, len(objs))
 	var crds []*unstructured.Unstructured
 	for _, o := range first {
-		r := a.applyOne(ctx, o, app, adopt, prepErrs[o])
+		r := a.applyOne(ctx, o, app, adopt, ignore, prepErrs[o])
 		results = append(results, r)
 		if r.Err == nil && o.GetKind() == "CustomResourceDefinition" {
 			crds = append(crds, o)
@@ -170,14 +170,14 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 				prepErrs[o] = err
 			}
 		}
-		results = append(results, a.applyOne(ctx, o, app, adopt, prepErrs[o]))
+		results = append(results, a.applyOne(ctx, o, app, adopt, ignore, prepErrs[o]))
 	}
 	return results
 }
 
 // applyOne applies an object the Application owns or may take over (see
 // ownership); any other is refused.
-func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, app string, adopt bool, prepErr error) Result {
+func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, app string, adopt bool, ignore ignoreRules, prepErr error) Result {
 	ref := applied.RefOf(o)
 	if prepErr != nil {
 		return Result{Ref: ref, Err: prepErr}
@@ -193,7 +193,7 @@ func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, ap
 	if err := ownership(existing, ref, app, adopt); err != nil {
 		return Result{Ref: ref, Err: err}
 	}
-	live := o.DeepCopy()
+	live := ignore.respect(o, existing).DeepCopy()
 	if err := a.Client.Patch(ctx, live, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership); err != nil {
 		return Result{Ref: ref, Err: apiMessage(err)}
 	}
@@ -258,7 +258,7 @@ func (r *Reconciler) applyObjects(ctx context.Context, s *syncState) (bool, erro
 			return false, err
 		}
 	}
-	s.results = r.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting))
+	s.results = r.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting), s.app.Spec.IgnoreDifferences)
 	s.out.applied = true
 	m := s.memo
 	m.applied, m.appliedAt, m.errs, m.driftAt, m.drifted = true, time.Now(), map[string]error{}, time.Now(), nil

@@ -44,7 +44,7 @@ func (r *Reconciler) checkDrift(ctx context.Context, s *syncState) (bool, error)
 			ok = append(ok, o)
 		}
 	}
-	drifted, err := r.applier.Drift(ctx, ok)
+	drifted, err := r.applier.Drift(ctx, ok, s.app.Spec.IgnoreDifferences)
 	s.drifted, m.drifted = drifted, drifted
 	log.FromContext(ctx).V(1).Info("Drift check", "dirty", dirty, "drifted", len(drifted), "selfHeal", s.selfHeal)
 	if err != nil {
@@ -75,7 +75,7 @@ func (r *Reconciler) correctingDrift(ctx context.Context, s *syncState) {
 // Drift dry-runs the apply of each object and reports those whose live
 // state differs from what Git says, with the field manager that last
 // changed them.
-func (a *Applier) Drift(ctx context.Context, objs []*unstructured.Unstructured) (map[string]string, error) {
+func (a *Applier) Drift(ctx context.Context, objs []*unstructured.Unstructured, ignore ignoreRules) (map[string]string, error) {
 	drifted := map[string]string{}
 	for _, o := range objs {
 		live := &unstructured.Unstructured{}
@@ -88,7 +88,7 @@ func (a *Applier) Drift(ctx context.Context, objs []*unstructured.Unstructured) 
 		if err != nil {
 			continue // unreadable (Forbidden, a timeout): reported Unknown with the reason, checked again next time
 		}
-		dry := o.DeepCopy()
+		dry := ignore.respect(o, live).DeepCopy()
 		if err := a.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(flotillav1.FieldManagerAgent), client.ForceOwnership, client.DryRunAll); err != nil {
 			continue // reported by the next apply
 		}

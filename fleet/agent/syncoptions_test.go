@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
@@ -108,4 +109,54 @@ func TestSyncOptions(t *testing.T) {
 			return apierrors.IsNotFound(err), strings.TrimSpace(string(getApp(t, c, "last").Status.Health.Status))
 		})
 	})
+}
+
+// TestIgnoreDifferencesWithAnHPALikeWriter: another writer keeps scaling a
+// Deployment (as an HPA does, field manager kube-controller-manager) while
+// selfHeal is on: with spec.replicas ignored the agent never fights it —
+// no drift reported or corrected — and a new commit still applies the
+// rest, keeping the writer's replicas.
+func TestIgnoreDifferencesWithAnHPALikeWriter(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	repo := gittest.New(t).Repo(t, "hpa")
+	rev := repo.MustCommit(t, map[string]string{"app/web.yaml": deployment}, "web")
+	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))
+	defer stop()
+	app := newApp("web", repo.URL, "app", "shop", auto())
+	app.Spec.IgnoreDifferences = []flotillav1.ResourceIgnoreDifferences{{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas"}}}
+	require.NoError(t, c.Create(ctx, app))
+	waitSynced(t, c, "web", rev)
+
+	scale := func(n int32) {
+		d := &appsv1.Deployment{}
+		require.NoError(t, c.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "web"}, d))
+		d.Spec.Replicas = &n
+		require.NoError(t, c.Update(ctx, d, client.FieldOwner("kube-controller-manager")))
+	}
+	// The writer scales up and down for a while; the agent sees every
+	// change (its watch) and checks drift each time.
+	for _, n := range []int32{3, 5, 4, 6} {
+		scale(n)
+		time.Sleep(500 * time.Millisecond)
+	}
+	replicas := func() int32 {
+		d := &appsv1.Deployment{}
+		require.NoError(t, c.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "web"}, d))
+		return *d.Spec.Replicas
+	}
+	assert.Equal(t, int32(6), replicas(), "the agent fought the writer")
+	got := getApp(t, c, "web")
+	assert.Zero(t, got.Status.DriftCorrections, "ignored replicas counted as drift")
+	assert.Equal(t, flotillav1.SyncStatusSynced, got.Status.Sync.Status)
+
+	next := repo.MustCommit(t, map[string]string{"app/web.yaml": strings.Replace(deployment, "nginx:1.25", "nginx:1.27", 1)}, "new image")
+	refresh(t, c, "web")
+	waitSynced(t, c, "web", next)
+	d := &appsv1.Deployment{}
+	require.NoError(t, c.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "web"}, d))
+	assert.Equal(t, "nginx:1.27", d.Spec.Template.Spec.Containers[0].Image, "the rest of the commit applied")
+	assert.Equal(t, int32(6), *d.Spec.Replicas, "the writer's replicas kept through an apply")
 }
