@@ -43,7 +43,7 @@ func TestSandbox(t *testing.T) {
 		t.Fatalf("a second up should find the running sandbox:\n%s", out)
 	}
 	status := flotilla("sandbox", "status")
-	if !regexpMatch(`spoke-2\s+True\s+Ready`, status) || !regexpMatch(`sample\s+2\s+6/6\s+6/6\s+0\s+0\s+6/6 on [0-9a-f]{7}\s+Healthy`, status) {
+	if !regexpMatch(`spoke-2\s+True\s+Ready`, status) || !regexpMatch(`sample\s+2\s+6/6\s+6/6\s+0\s+0\s+0\s+6/6 on [0-9a-f]{7}\s+Healthy`, status) {
 		t.Fatalf("sandbox status:\n%s", status)
 	}
 	kubeconfig := strings.TrimSpace(flotilla("sandbox", "kubeconfig"))

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 
@@ -89,7 +88,7 @@ func ownedBy(live *unstructured.Unstructured, manager string) [][]step {
 			continue
 		}
 		set := &fieldpath.Set{}
-		if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
+		if err := set.FromJSON(mf.FieldsV1.GetRawReader()); err != nil {
 			continue
 		}
 		set.Leaves().Iterate(func(p fieldpath.Path) {

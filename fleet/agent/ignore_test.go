@@ -22,7 +22,7 @@ func TestRespectIgnoreDifferences(t *testing.T) {
 	containers[1].(map[string]any)["image"] = "proxy:patched"
 	_ = unstructured.SetNestedSlice(live.Object, containers, "spec", "template", "spec", "containers")
 	live.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "injector", Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1",
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"proxy\"}":{"f:image":{}}}}}}}`)}}})
+		FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"proxy\"}":{"f:image":{}}}}}}}`)}})
 
 	rules := ignoreRules{
 		{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas", "/metadata/annotations/sidecar"}},

@@ -42,7 +42,7 @@ func TestClusterAPIImport(t *testing.T) {
 	cluster := &clusterv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod-eu-9", Namespace: "clusters", Labels: map[string]string{"env": "prod", "region": "eu", "tier": "gold", flotillav1.LabelCluster: "forged"}},
 		Spec: clusterv1.ClusterSpec{Paused: ptr.To(false)}}
 	require.NoError(t, hc.Create(ctx, cluster))
-	f.startHub(t, hub.Options{CAPICopyLabels: []string{"env", "region"}})
+	f.startHub(t, hub.Options{CAPIImport: true, CAPICopyLabels: []string{"env", "region"}})
 
 	// Not provisioned yet: no kubeconfig, no MemberCluster.
 	time.Sleep(time.Second)
@@ -84,4 +84,29 @@ func TestClusterAPIImport(t *testing.T) {
 		require.NoError(t, hc.List(ctx, &secrets, client.InNamespace(ns), client.MatchingLabels{flotillav1.LabelCAPICluster: "clusters.prod-eu-9"}))
 		return apierrors.IsNotFound(err) && len(secrets.Items) == 0, ""
 	})
+}
+
+// TestClusterAPIImportIsOffByDefault: with the CAPI CRD served but
+// --cluster-api-import off (the chart's default), a Cluster with its
+// kubeconfig Secret is not imported.
+func TestClusterAPIImportIsOffByDefault(t *testing.T) {
+	f := startFleetWith(t, []testenv.Option{testenv.WithCRDPaths(filepath.Join("capi", "testdata", "crds"))})
+	ctx := t.Context()
+	require.NoError(t, clusterv1.AddToScheme(f.hub.Scheme))
+	hc, err := client.New(f.hub.Config, client.Options{Scheme: f.hub.Scheme})
+	require.NoError(t, err)
+	require.NoError(t, hc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clusters"}}))
+	require.NoError(t, hc.Create(ctx, &clusterv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod-eu-9", Namespace: "clusters"}, Spec: clusterv1.ClusterSpec{Paused: ptr.To(false)}}))
+	require.NoError(t, hc.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "prod-eu-9-kubeconfig", Namespace: "clusters", Labels: map[string]string{clusterv1.ClusterNameLabel: "prod-eu-9"}},
+		Type:       clusterv1.ClusterSecretType,
+		Data:       map[string][]byte{"value": []byte("apiVersion: v1\nkind: Config\n")},
+	}))
+	f.startHub(t, hub.Options{})
+	// The same wait the import takes when on (TestClusterAPIImport: well
+	// under a second once the Secret exists).
+	time.Sleep(3 * time.Second)
+	var mcs flotillav1.MemberClusterList
+	require.NoError(t, hc.List(ctx, &mcs))
+	require.Empty(t, mcs.Items, "imported with --cluster-api-import off")
 }

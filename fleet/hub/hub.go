@@ -53,6 +53,9 @@ type Options struct {
 	SpokeSyncTimeout time.Duration
 	// AllowLoopbackRepos lets repoURLs name this machine (local testing).
 	AllowLoopbackRepos bool
+	// CAPIImport turns Cluster API import on (chart value capi.enabled,
+	// which also grants its RBAC); off by default.
+	CAPIImport bool
 	// CAPICopyLabels are the Cluster API Cluster label keys (globs) copied
 	// to imported MemberClusters; none by default.
 	CAPICopyLabels []string
@@ -118,11 +121,14 @@ func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 		clusterStatus: &status.ClusterReconciler{Client: mgr.GetClient()},
 	}
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{h.sets, h.clusters, h.delivery, h.setStatus, h.clusterStatus}
-	if capi.Available(mgr.GetRESTMapper()) {
+	switch {
+	case !o.CAPIImport:
+		mgr.GetLogger().Info("Cluster API import is off (--cluster-api-import, chart value capi.enabled)")
+	case capi.Available(mgr.GetRESTMapper()):
 		setups = append(setups, &capi.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: o.Namespace,
 			Recorder: mgr.GetEventRecorder("flotilla-hub"), CopyLabels: o.CAPICopyLabels})
-	} else {
-		mgr.GetLogger().Info("Cluster API import is off: clusters.cluster.x-k8s.io is not served by this hub")
+	default:
+		mgr.GetLogger().Info("Cluster API import is on but clusters.cluster.x-k8s.io is not served by this hub: nothing to import")
 	}
 	for _, s := range setups {
 		if err := s.SetupWithManager(mgr); err != nil {
