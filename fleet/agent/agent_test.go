@@ -75,6 +75,14 @@ func startAgentAs(t testing.TB, cfg *rest.Config, gitDir string, tweaks ...func(
 
 var eventually = testenv.Eventually
 
+// newAgentEnv starts an apiserver with the agent's namespace.
+func newAgentEnv(t *testing.T) (*testenv.Env, client.Client) {
+	t.Helper()
+	env := testenv.Start(t)
+	require.NoError(t, env.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	return env, env.Client
+}
+
 func newApp(name, repoURL, path, destNS string, policy *flotillav1.SyncPolicy) *flotillav1.Application {
 	return &flotillav1.Application{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -138,10 +146,8 @@ const cmB = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {size: 
 
 func TestAgent(t *testing.T) {
 	outer := t // the restarted agent must outlive its subtest
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "deploy")
 	rev := repo.MustCommit(t, map[string]string{

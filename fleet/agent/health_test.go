@@ -88,10 +88,8 @@ func watchHealth(t *testing.T, env *testenv.Env, name string) func(revision stri
 // TestForbiddenReadIsUnknown: an object the agent may not read is reported
 // Unknown with the apiserver's message, never "Missing / not found".
 func TestForbiddenReadIsUnknown(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	// The agent may do everything it needs except read Secrets.
 	require.NoError(t, c.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "agent-no-secrets"}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps", "namespaces", "events", "services"}, Verbs: []string{"*"}},

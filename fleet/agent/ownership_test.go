@@ -18,7 +18,6 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
-	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
 // TestOwnership: an Application never takes over an object it did not
@@ -26,10 +25,8 @@ import (
 // unless the object or the Application consents; deleting it then removes
 // only what it created or adopted with consent.
 func TestOwnership(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}))
 	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "preexisting", Labels: map[string]string{"owner": "platform"}}}))
 	require.NoError(t, c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "adoptable", Namespace: "team",
@@ -100,10 +97,8 @@ func TestOwnership(t *testing.T) {
 // reported as invalid, the Application's status is still written, and the
 // other objects apply.
 func TestOverlongNameIsReported(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	long := strings.Repeat("n", 300)
 	repo := gittest.New(t).Repo(t, "names")
 	repo.MustCommit(t, map[string]string{"app/cms.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + long + "}\n---\n" +
@@ -124,10 +119,8 @@ func TestOverlongNameIsReported(t *testing.T) {
 // TestRenderFailureIsStalled: a spec whose source cannot render is observed
 // at its generation and Stalled, so kstatus reads it as Failed.
 func TestRenderFailureIsStalled(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	repo := gittest.New(t).Repo(t, "broken")
 	repo.MustCommit(t, map[string]string{"app/kustomization.yaml": "resources: [missing.yaml]\n"}, "broken")
 	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))
@@ -145,10 +138,8 @@ func TestRenderFailureIsStalled(t *testing.T) {
 // Applications, each one's render is dropped while the other syncs; both
 // still sync, follow a new commit and heal drift (rendering again).
 func TestEvictedRendersStaySynced(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	repo := gittest.New(t).Repo(t, "two")
 	rev := repo.MustCommit(t, map[string]string{"one/cm.yaml": cmA, "two/cm.yaml": cmB}, "two apps")
 	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"), func(o *agent.Options) { o.RenderCacheBytes = 1 })
@@ -180,10 +171,8 @@ func TestEvictedRendersStaySynced(t *testing.T) {
 // a hub Application in the agent's namespace (delivery's finalizer marks
 // it) is not the agent's: only its delivered copy is.
 func TestHubApplicationsAreNotSynced(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	repo := gittest.New(t).Repo(t, "hub")
 	rev := repo.MustCommit(t, map[string]string{"app/cm.yaml": cmA}, "first")
 	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))

@@ -7,14 +7,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
-	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
 // TestRefreshAndSyncRequests: refresh and sync are requests handled once
@@ -22,10 +19,8 @@ import (
 // status says which value was handled, and an Application without
 // automated sync applies only when a new sync value asks for it.
 func TestRefreshAndSyncRequests(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	repo := gittest.New(t).Repo(t, "manual")
 	rev := repo.MustCommit(t, map[string]string{"app/cm.yaml": cmA}, "first")
 	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))

@@ -17,7 +17,6 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
-	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
 func cm(name, annotations string) string {
@@ -27,10 +26,8 @@ func cm(name, annotations string) string {
 // TestSyncOptions: the supported sync options do what Argo CD users
 // expect, and any other value is refused by the CRD with the list.
 func TestSyncOptions(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "options")
 	rev := repo.MustCommit(t, map[string]string{
@@ -117,10 +114,8 @@ func TestSyncOptions(t *testing.T) {
 // no drift reported or corrected — and a new commit still applies the
 // rest, keeping the writer's replicas.
 func TestIgnoreDifferencesWithAnHPALikeWriter(t *testing.T) {
-	env := testenv.Start(t)
+	env, c := newAgentEnv(t)
 	ctx := t.Context()
-	c := env.Client
-	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	repo := gittest.New(t).Repo(t, "hpa")
 	rev := repo.MustCommit(t, map[string]string{"app/web.yaml": deployment}, "web")
 	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))

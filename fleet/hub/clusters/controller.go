@@ -192,15 +192,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if ok {
 		r.forget(mc.Name)
-		next := r.ProbeInterval
-		if p.agent.Status == metav1.ConditionTrue && !p.leaseExpires.IsZero() {
-			// Look again just after the Lease would expire: an agent that
-			// died is noticed within its Lease duration, not a probe later.
-			next = min(next, time.Until(p.leaseExpires)+time.Second)
-		}
-		return ctrl.Result{RequeueAfter: max(next, time.Second)}, nil
+		return ctrl.Result{RequeueAfter: r.nextProbe(p)}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.nextBackoff(mc.Name)}, nil
+}
+
+// nextProbe is when to probe a reachable cluster again: at the probe
+// interval, or just after its agent's Lease would expire, so that an agent
+// that died is noticed within its Lease duration, not a probe later.
+func (r *Reconciler) nextProbe(p probe) time.Duration {
+	next := r.ProbeInterval
+	if p.agent.Status == metav1.ConditionTrue && !p.leaseExpires.IsZero() {
+		next = min(next, time.Until(p.leaseExpires)+time.Second)
+	}
+	return max(next, time.Second)
 }
 
 // statusChanged reports whether a probe found something the status does

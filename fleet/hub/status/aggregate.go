@@ -132,27 +132,34 @@ func Aggregate(apps []flotillav1.Application) SetStatus {
 		out.NotHealthy = out.NotHealthy[:MaxNotHealthy]
 	}
 
-	out.Healthy = metav1.Condition{Type: flotillav1.ConditionHealthy}
+	out.Healthy = healthyOf(counts, out.NotHealthy)
+	return out
+}
+
+// healthyOf is a set's Healthy condition from its counts and its
+// notHealthy list (worst first).
+func healthyOf(counts flotillav1.ApplicationCounts, notHealthy []flotillav1.NotHealthyApplication) metav1.Condition {
+	h := metav1.Condition{Type: flotillav1.ConditionHealthy}
 	switch {
 	case counts.Total == 0:
-		out.Healthy.Status, out.Healthy.Reason, out.Healthy.Message = metav1.ConditionUnknown, flotillav1.ReasonNoApplications, "the set has no Applications"
+		h.Status, h.Reason, h.Message = metav1.ConditionUnknown, flotillav1.ReasonNoApplications, "the set has no Applications"
 	case counts.Healthy == counts.Total:
-		out.Healthy.Status, out.Healthy.Reason, out.Healthy.Message = metav1.ConditionTrue, flotillav1.ReasonHealthy, fmt.Sprintf("all %d Applications are Healthy", counts.Total)
+		h.Status, h.Reason, h.Message = metav1.ConditionTrue, flotillav1.ReasonHealthy, fmt.Sprintf("all %d Applications are Healthy", counts.Total)
 	case counts.Degraded > 0:
-		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, flotillav1.ReasonDegraded
-		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Degraded, first: %s on %s", counts.Degraded, counts.Total, out.NotHealthy[0].Application, out.NotHealthy[0].Cluster)
+		h.Status, h.Reason = metav1.ConditionFalse, flotillav1.ReasonDegraded
+		h.Message = fmt.Sprintf("%d of %d Applications Degraded, first: %s on %s", counts.Degraded, counts.Total, notHealthy[0].Application, notHealthy[0].Cluster)
 	case counts.Progressing > 0:
-		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, flotillav1.ReasonProgressing
-		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy, %d Progressing", counts.Healthy, counts.Total, counts.Progressing)
+		h.Status, h.Reason = metav1.ConditionFalse, flotillav1.ReasonProgressing
+		h.Message = fmt.Sprintf("%d of %d Applications Healthy, %d Progressing", counts.Healthy, counts.Total, counts.Progressing)
 	case counts.Unknown > 0:
-		first := firstOf(out.NotHealthy, flotillav1.HealthUnknown)
-		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionUnknown, flotillav1.ReasonPending
-		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy, %d Unknown (nobody can say: cluster unreachable, agent unavailable or not reported yet), first: %s on %s: %s",
+		first := firstOf(notHealthy, flotillav1.HealthUnknown)
+		h.Status, h.Reason = metav1.ConditionUnknown, flotillav1.ReasonPending
+		h.Message = fmt.Sprintf("%d of %d Applications Healthy, %d Unknown (nobody can say: cluster unreachable, agent unavailable or not reported yet), first: %s on %s: %s",
 			counts.Healthy, counts.Total, counts.Unknown, first.Application, first.Cluster, kube.Truncate(first.Message, 300))
 	default: // Missing or Suspended
-		first := out.NotHealthy[0]
-		out.Healthy.Status, out.Healthy.Reason = metav1.ConditionFalse, string(first.Health)
-		out.Healthy.Message = fmt.Sprintf("%d of %d Applications Healthy, first: %s on %s is %s", counts.Healthy, counts.Total, first.Application, first.Cluster, first.Health)
+		first := notHealthy[0]
+		h.Status, h.Reason = metav1.ConditionFalse, string(first.Health)
+		h.Message = fmt.Sprintf("%d of %d Applications Healthy, first: %s on %s is %s", counts.Healthy, counts.Total, first.Application, first.Cluster, first.Health)
 	}
-	return out
+	return h
 }
