@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -16,17 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/charts"
+	"github.com/flotilla-dev/flotilla/internal/enroll"
 	"github.com/flotilla-dev/flotilla/internal/kube"
-	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 )
 
 const (
@@ -168,9 +162,9 @@ func (o *registerOptions) registerOnHub(ctx context.Context, s Streams, hub *con
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: hubNS,
 			Labels:      map[string]string{flotillav1.LabelCluster: name, "app.kubernetes.io/managed-by": "flotilla"},
-			Annotations: map[string]string{flotillav1.AnnotationTokenExpires: token.expires.UTC().Format(time.RFC3339)}},
+			Annotations: map[string]string{flotillav1.AnnotationTokenExpires: token.Expires.UTC().Format(time.RFC3339)}},
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{kubeconfigKey: token.kubeconfig},
+		Data: map[string][]byte{kubeconfigKey: token.Kubeconfig},
 	}
 	if err := kube.Apply(ctx, hub.client, secret, flotillav1.FieldManagerCLI); err != nil {
 		return "", fmt.Errorf("store the kubeconfig Secret %s/%s on the hub: %w", hubNS, secretName, err)
@@ -258,16 +252,16 @@ func (o *registerOptions) run(ctx context.Context, s Streams, name string) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.ErrOut, "  issued a token for ServiceAccount %s/flotilla-hub (expires %s)\n", o.agentNamespace, token.expires.UTC().Format(time.RFC3339))
-	if token.expires.Before(time.Now().Add(o.tokenTTL - time.Hour)) {
+	fmt.Fprintf(s.ErrOut, "  issued a token for ServiceAccount %s/flotilla-hub (expires %s)\n", o.agentNamespace, token.Expires.UTC().Format(time.RFC3339))
+	if token.Expires.Before(time.Now().Add(o.tokenTTL - time.Hour)) {
 		fmt.Fprintf(s.ErrOut, "  Warning: cluster %s capped the token's lifetime below --token-ttl %s: re-run flotilla cluster register before %s (the hub warns ahead, in CredentialsValid)\n",
-			name, o.tokenTTL, token.expires.UTC().Format(time.RFC3339))
+			name, o.tokenTTL, token.Expires.UTC().Format(time.RFC3339))
 	}
 	secretVersion, err := o.registerOnHub(ctx, s, hub, name, labels, token)
 	if err != nil {
 		return err
 	}
-	if err := o.revokePrevious(ctx, s, hub, spoke, name, secretVersion, token.previous); err != nil {
+	if err := o.revokePrevious(ctx, s, hub, spoke, name, secretVersion, token.Previous); err != nil {
 		return err
 	}
 	if o.wait {
@@ -320,95 +314,21 @@ func registeredServer(ctx context.Context, hub *conn, mc *flotillav1.MemberClust
 	return mc.Status.Server
 }
 
+// hubToken is a new token for the hub, in a kubeconfig.
+type hubToken = enroll.HubToken
+
 // issueHubToken binds a new token of the hub's ServiceAccount to a new
 // Secret (deleting that Secret revokes the token), checks that it works, and
 // returns a kubeconfig for it plus the previous binding Secrets.
-// hubToken is a new token for the hub, in a kubeconfig.
-type hubToken struct {
-	kubeconfig []byte
-	expires    time.Time
-	// previous are the Secrets binding the tokens it replaces.
-	previous []corev1.Secret
-}
-
 func (o *registerOptions) issueHubToken(ctx context.Context, spoke *conn, server string) (*hubToken, error) {
-	ns := o.agentNamespace
-	old := &corev1.SecretList{}
-	if err := spoke.client.List(ctx, old, client.InNamespace(ns), client.HasLabels{flotillav1.LabelHubToken}); err != nil {
-		return nil, fmt.Errorf("list hub token Secrets on %s: %w", spoke.what, err)
-	}
-	binding := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "flotilla-hub-token-", Namespace: ns,
-		Labels: map[string]string{flotillav1.LabelHubToken: "true", "app.kubernetes.io/managed-by": "flotilla"}}, Type: corev1.SecretTypeOpaque}
-	if err := spoke.client.Create(ctx, binding); err != nil {
-		return nil, fmt.Errorf("create the hub token's Secret on %s: %w", spoke.what, err)
-	}
-	cs, err := kubernetes.NewForConfig(spoke.config)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "flotilla-hub", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-		ExpirationSeconds: ptr.To(int64(o.tokenTTL.Seconds())),
-		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Secret", APIVersion: "v1", Name: binding.Name, UID: binding.UID},
-	}}, metav1.CreateOptions{})
-	if err != nil {
-		_ = spoke.client.Delete(ctx, binding)
-		return nil, fmt.Errorf("request a token for ServiceAccount %s/flotilla-hub on %s: %w", ns, spoke.what, err)
-	}
-	ca := spoke.config.CAData
-	if len(ca) == 0 && spoke.config.CAFile != "" {
-		if ca, err = os.ReadFile(spoke.config.CAFile); err != nil {
-			return nil, fmt.Errorf("read the CA of %s: %w", spoke.what, err)
-		}
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["spoke"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca, InsecureSkipTLSVerify: spoke.config.Insecure, TLSServerName: spoke.config.ServerName}
-	kc.AuthInfos["flotilla-hub"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	kc.Contexts["spoke"] = &clientcmdapi.Context{Cluster: "spoke", AuthInfo: "flotilla-hub", Namespace: ns}
-	kc.CurrentContext = "spoke"
-	raw, err := clientcmd.Write(*kc)
-	if err != nil {
-		return nil, err
-	}
 	// The token must work, with exactly the hub's rights, before the hub
 	// gets it; with --server (an address the hub uses) it is checked at the
 	// address this command reaches the cluster at.
-	check := raw
-	if o.server != "" {
-		kc.Clusters["spoke"].Server = spoke.config.Host
-		if check, err = clientcmd.Write(*kc); err != nil {
-			return nil, err
-		}
-	}
-	if err := checkHubToken(ctx, check, ns); err != nil {
-		_ = spoke.client.Delete(ctx, binding)
-		return nil, fmt.Errorf("the new hub token does not work on %s: %w", spoke.what, err)
-	}
-	return &hubToken{kubeconfig: raw, expires: tr.Status.ExpirationTimestamp.Time, previous: old.Items}, nil
-}
-
-func checkHubToken(ctx context.Context, raw []byte, ns string) error {
-	cfg, _, err := kubeconfig.Parse(raw, false, kubeconfig.DefaultLimits)
+	t, err := enroll.IssueHubToken(ctx, spoke.config, spoke.client, enroll.TokenRequest{Namespace: o.agentNamespace, Server: server, CheckServer: spoke.config.Host, TTL: o.tokenTTL})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("on %s: %w", spoke.what, err)
 	}
-	var last error
-	// A fresh ServiceAccount and RoleBinding take a moment to be honoured.
-	_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
-		last = tryHubToken(ctx, cfg, ns)
-		return last == nil, nil
-	})
-	return last
-}
-
-func tryHubToken(ctx context.Context, cfg *rest.Config, ns string) error {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	if _, err := cs.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
-		return fmt.Errorf("list Leases in %s: %w", ns, err)
-	}
-	return nil
+	return t, nil
 }
 
 // waitClusterReady waits for the hub's Ready condition, printing changes.

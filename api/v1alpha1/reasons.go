@@ -74,6 +74,9 @@ const (
 	// ReasonSpokeCacheNotSynced: the hub's watch of the spoke's
 	// Applications never synced (RBAC, agent namespace).
 	ReasonSpokeCacheNotSynced = "SpokeCacheNotSynced"
+	// ReasonEnrollFailed: installing the agent on an imported Cluster API
+	// cluster, or issuing the hub's token there, failed (Events).
+	ReasonEnrollFailed = "EnrollFailed"
 
 	// Cluster API import (Events).
 	ReasonNameConflict = "NameConflict"

@@ -42,7 +42,8 @@ func parseFlags() *flags {
 	flag.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", flotillav1.SystemNamespace, "namespace of the leader election Lease")
 	flag.StringVar(&o.Namespace, "namespace", flotillav1.SystemNamespace, "namespace holding kubeconfig and repository Secrets")
 	flag.BoolVar(&o.AllowLoopbackRepos, "allow-loopback-repositories", false, "let repoURLs name this machine (127.0.0.1, localhost): for local testing; link-local and metadata addresses are always refused")
-	flag.BoolVar(&o.CAPIImport, "cluster-api-import", false, "import Cluster API Clusters as MemberClusters (needs the chart's capi.enabled RBAC)")
+	flag.BoolVar(&o.CAPIImport, "cluster-api-import", false, "import Cluster API Clusters as MemberClusters (needs the chart's capi.enabled RBAC): the agent is installed with the Cluster's kubeconfig, and the hub keeps only a least-privilege token")
+	flag.StringVar(&o.CAPIAgentImage, "capi-agent-image", "", "agent image installed on imported clusters (repository[:tag]; default: the agent chart's)")
 	flag.Func("capi-copy-labels", "comma-separated Cluster API Cluster label keys (globs, e.g. env,region,fleet.example.com/*) copied to imported MemberClusters; none by default, since whoever creates a Cluster would otherwise choose which sets deploy there", func(v string) error {
 		o.CAPICopyLabels = nil
 		for _, k := range strings.Split(v, ",") {

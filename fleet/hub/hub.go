@@ -59,6 +59,8 @@ type Options struct {
 	// CAPICopyLabels are the Cluster API Cluster label keys (globs) copied
 	// to imported MemberClusters; none by default.
 	CAPICopyLabels []string
+	// CAPIAgentImage is the agent image installed on imported clusters.
+	CAPIAgentImage string
 }
 
 // CacheOptions limits the manager's Secret cache to the system namespace:
@@ -126,7 +128,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 		mgr.GetLogger().Info("Cluster API import is off (--cluster-api-import, chart value capi.enabled)")
 	case capi.Available(mgr.GetRESTMapper()):
 		setups = append(setups, &capi.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: o.Namespace,
-			Recorder: mgr.GetEventRecorder("flotilla-hub"), CopyLabels: o.CAPICopyLabels})
+			Recorder: mgr.GetEventRecorder("flotilla-hub"), CopyLabels: o.CAPICopyLabels, AgentImage: o.CAPIAgentImage})
 	default:
 		mgr.GetLogger().Info("Cluster API import is on but clusters.cluster.x-k8s.io is not served by this hub: nothing to import")
 	}

@@ -49,12 +49,21 @@ type Reconciler struct {
 	// whoever may create a Cluster and its Secret must not choose which
 	// sets deploy there (env=prod) unless the hub's operator says so.
 	CopyLabels []string
+	// AgentImage is the agent image installed on imported clusters
+	// (repository[:tag]; empty: the chart's default).
+	AgentImage string
+	// TokenTTL is the lifetime of the hub's token on an imported cluster
+	// (default a year); it is renewed when a quarter of it is left.
+	TokenTTL time.Duration
 }
 
 // SetupWithManager registers the importer.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Resync == 0 {
 		r.Resync = 30 * time.Second
+	}
+	if r.TokenTTL == 0 {
+		r.TokenTTL = 365 * 24 * time.Hour
 	}
 	return ctrl.NewControllerManagedBy(mgr).Named("capi-import").For(&clusterv1.Cluster{}).Complete(r)
 }
@@ -113,14 +122,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		secretName = "capi-" + refLabel(req.NamespacedName) + "-kubeconfig"
 	}
 	ref := refLabel(req.NamespacedName)
-	secret := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: r.Namespace, Labels: map[string]string{flotillav1.LabelCAPICluster: ref}},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{"value": kubeconfig},
-	}
-	if err := kube.Apply(ctx, r.Client, secret, flotillav1.FieldManagerHubCAPI); err != nil {
-		return ctrl.Result{}, fmt.Errorf("copy kubeconfig of Cluster %s: %w", req, err)
+	next, err := r.enrolled(ctx, c, secretName, ref, kubeconfig, existing)
+	if err != nil {
+		if r.Recorder != nil {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, flotillav1.ReasonEnrollFailed, "Import", "%s", err.Error())
+		}
+		return ctrl.Result{RequeueAfter: r.Resync}, nil
 	}
 	labels := map[string]string{}
 	for k, v := range c.Labels {
@@ -139,7 +146,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := kube.Apply(ctx, r.Client, mc, flotillav1.FieldManagerHubCAPI); err != nil {
 		return ctrl.Result{}, fmt.Errorf("import Cluster %s: %w", req, err)
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: next}, nil
 }
 
 // remove deletes what was imported for a Cluster that is gone or going.
