@@ -2,13 +2,18 @@ package git
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/memory"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -135,4 +140,36 @@ func (c *Credential) authMethod(repoURL string) (transport.AuthMethod, error) {
 		user = "git"
 	}
 	return &githttp.BasicAuth{Username: user, Password: c.Password}, nil
+}
+
+// CheckCredential lists repoURL's references with cred (nothing is
+// fetched): it says whether the server accepts the credential, in words
+// that never contain the secret.
+func CheckCredential(ctx context.Context, repoURL string, cred Credential, allowLoopback bool, timeout time.Duration) error {
+	if err := validateURL(repoURL, allowLoopback); err != nil {
+		return err
+	}
+	auth, err := cred.authMethod(repoURL)
+	if err != nil {
+		return err
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{repoURL}})
+	_, err = remote.ListContext(ctx, &gogit.ListOptions{Auth: auth})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed):
+		return fmt.Errorf("%s refused these credentials (%w): check the username and the password or token, and that they may read this repository", RedactURL(repoURL), err)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return fmt.Errorf("no repository at %s (%w): name one repository (with --prefix, one under the prefix)", RedactURL(repoURL), err)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%s did not answer within %s: check that it is reachable from here", RedactURL(repoURL), timeout)
+	default:
+		return fmt.Errorf("list references of %s: %w", RedactURL(repoURL), err)
+	}
 }

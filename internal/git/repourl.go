@@ -120,3 +120,7 @@ func checkHost(host string, allowLoopback bool) error {
 	}
 	return nil
 }
+
+// ValidateURLAllowing is ValidateURL, with loopback allowed when asked
+// (local fleets and tests).
+func ValidateURLAllowing(u string, allowLoopback bool) error { return validateURL(u, allowLoopback) }
