@@ -9,6 +9,7 @@ import (
 	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flotilla-dev/flotilla/internal/enroll"
 	"github.com/flotilla-dev/flotilla/internal/version"
 	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
@@ -49,7 +50,7 @@ func (v *chartValues) values(defaultTag bool) (map[string]any, error) {
 	}
 	img := map[string]any{}
 	if v.image != "" {
-		repo, tag := splitImage(v.image)
+		repo, tag := enroll.SplitImage(v.image)
 		img["repository"] = repo
 		if tag != "" {
 			img["tag"] = tag
@@ -79,15 +80,6 @@ func hasKey(m map[string]any, keys ...string) bool {
 		}
 	}
 	return false
-}
-
-// splitImage splits repo[:tag], minding registry ports.
-func splitImage(image string) (string, string) {
-	i := strings.LastIndex(image, ":")
-	if i < 0 || strings.Contains(image[i:], "/") {
-		return image, ""
-	}
-	return image[:i], image[i+1:]
 }
 
 func mergeMaps(dst, src map[string]any) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -156,4 +157,14 @@ func tryHubToken(ctx context.Context, cfg *rest.Config, ns string) error {
 		return fmt.Errorf("list Leases in %s: %w", ns, err)
 	}
 	return nil
+}
+
+// SplitImage splits repository[:tag], minding registry ports
+// (registry.local:5000/agent has no tag).
+func SplitImage(image string) (string, string) {
+	i := strings.LastIndex(image, ":")
+	if i < 0 || strings.Contains(image[i:], "/") {
+		return image, ""
+	}
+	return image[:i], image[i+1:]
 }

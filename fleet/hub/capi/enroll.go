@@ -61,7 +61,7 @@ func (r *Reconciler) enrolled(ctx context.Context, c *clusterv1.Cluster, secretN
 	}
 	values := map[string]any{}
 	if r.AgentImage != "" {
-		repo, tag := splitImage(r.AgentImage)
+		repo, tag := enroll.SplitImage(r.AgentImage)
 		values["image"] = map[string]any{"repository": repo, "tag": tag}
 	}
 	objs, err := enroll.AgentObjects(flotillav1.SystemNamespace, values)
@@ -127,13 +127,4 @@ func (r *Reconciler) revokeAfterSwitch(ctx context.Context, capiKubeconfig []byt
 	patch := client.MergeFrom(secret.DeepCopy())
 	delete(secret.Annotations, annotationRevoke)
 	return r.Client.Patch(ctx, secret, patch)
-}
-
-// splitImage splits repository[:tag].
-func splitImage(image string) (string, string) {
-	i := strings.LastIndex(image, ":")
-	if i < 0 || strings.Contains(image[i:], "/") {
-		return image, ""
-	}
-	return image[:i], image[i+1:]
 }
