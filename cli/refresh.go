@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/internal/git"
 )
 
 type refreshOptions struct {
@@ -192,7 +193,7 @@ func printHandled(w io.Writer, apps []flotillav1.Application) error {
 		st := appStatus(&apps[i])
 		rev := "<none>"
 		if st.Revision != "" {
-			rev = st.Revision[:min(7, len(st.Revision))]
+			rev = git.ShortSHA(st.Revision)
 		}
 		t.add(st.Cluster, st.Application, st.Sync, st.Health, rev, oneLine(st.Message, 80))
 	}

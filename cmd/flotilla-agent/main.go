@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -48,15 +47,7 @@ func parseFlags() *flags {
 	flag.DurationVar(&o.HealthInterval, "health-interval", 5*time.Second, "re-check interval while something is Progressing")
 	flag.DurationVar(&o.HeartbeatEvery, "heartbeat-interval", 10*time.Second, "how often to renew the heartbeat Lease")
 	flag.DurationVar(&o.LeaseDuration, "lease-duration", 40*time.Second, "the heartbeat Lease's duration: the hub reports this agent's Applications Unknown once it passes without a renewal (more than heartbeat-interval; default 40s)")
-	flag.Func("watch-namespaces", "comma-separated namespaces the agent may deploy to (its RBAC scope); empty means the whole cluster", func(v string) error {
-		o.WatchNamespaces = nil
-		for _, ns := range strings.Split(v, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				o.WatchNamespaces = append(o.WatchNamespaces, ns)
-			}
-		}
-		return nil
-	})
+	flag.Func("watch-namespaces", "comma-separated namespaces the agent may deploy to (its RBAC scope); empty means the whole cluster", kube.CommaList(&o.WatchNamespaces))
 	flag.BoolVar(&f.renderInProcess, "render-in-process", false, "render in the agent's own process, without the sandbox's memory and time budgets or its network block (for debugging)")
 	flag.DurationVar(&o.RenderTimeout, "render-timeout", agent.DefaultRenderTimeout, "time budget of one render; a render over it fails its Application")
 	o.RenderMemory = agent.DefaultRenderMemory

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
-	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -44,15 +43,7 @@ func parseFlags() *flags {
 	flag.BoolVar(&o.AllowLoopbackRepos, "allow-loopback-repositories", false, "let repoURLs name this machine (127.0.0.1, localhost): for local testing; link-local and metadata addresses are always refused")
 	flag.BoolVar(&o.CAPIImport, "cluster-api-import", false, "import Cluster API Clusters as MemberClusters (needs the chart's capi.enabled RBAC): the agent is installed with the Cluster's kubeconfig, and the hub keeps only a least-privilege token")
 	flag.StringVar(&o.CAPIAgentImage, "capi-agent-image", "", "agent image installed on imported clusters (repository[:tag]; default: the agent chart's)")
-	flag.Func("capi-copy-labels", "comma-separated Cluster API Cluster label keys (globs, e.g. env,region,fleet.example.com/*) copied to imported MemberClusters; none by default, since whoever creates a Cluster would otherwise choose which sets deploy there", func(v string) error {
-		o.CAPICopyLabels = nil
-		for _, k := range strings.Split(v, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				o.CAPICopyLabels = append(o.CAPICopyLabels, k)
-			}
-		}
-		return nil
-	})
+	flag.Func("capi-copy-labels", "comma-separated Cluster API Cluster label keys (globs, e.g. env,region,fleet.example.com/*) copied to imported MemberClusters; none by default, since whoever creates a Cluster would otherwise choose which sets deploy there", kube.CommaList(&o.CAPICopyLabels))
 	flag.BoolVar(&o.AllowExec, "allow-exec-credentials", false, "let MemberCluster kubeconfigs run exec credential plugins (off: they are refused)")
 	flag.StringVar(&o.GitCacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "flotilla-git"), "directory caching Git repositories")
 	flag.DurationVar(&o.GitTimeout, "git-timeout", 60e9, "timeout of each Git operation")

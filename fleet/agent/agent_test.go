@@ -112,14 +112,21 @@ func cond(app *flotillav1.Application, typ string) metav1.Condition {
 	return metav1.Condition{}
 }
 
+// refresh requests a refresh of an Application (a new value each time).
 func refresh(t testing.TB, c client.Client, name string) {
+	t.Helper()
+	annotate(t, c, name, flotillav1.AnnotationRefresh, time.Now().String())
+}
+
+// annotate sets one annotation of an Application.
+func annotate(t testing.TB, c client.Client, name, key, value string) {
 	t.Helper()
 	app := getApp(t, c, name)
 	patch := client.MergeFrom(app.DeepCopy())
 	if app.Annotations == nil {
 		app.Annotations = map[string]string{}
 	}
-	app.Annotations[flotillav1.AnnotationRefresh] = time.Now().String()
+	app.Annotations[key] = value
 	require.NoError(t, c.Patch(t.Context(), app, patch))
 }
 

@@ -33,23 +33,14 @@ func TestRefreshAndSyncRequests(t *testing.T) {
 	_, err := configMap(t, c, "default", "a")
 	require.True(t, apierrors.IsNotFound(err), "a manual Application applied on its own: %v", err)
 
-	annotate := func(k, v string) {
-		app := getApp(t, c, "manual")
-		patch := client.MergeFrom(app.DeepCopy())
-		if app.Annotations == nil {
-			app.Annotations = map[string]string{}
-		}
-		app.Annotations[k] = v
-		require.NoError(t, c.Patch(ctx, app, patch))
-	}
-	annotate(flotillav1.AnnotationRefresh, "r1")
+	annotate(t, c, "manual", flotillav1.AnnotationRefresh, "r1")
 	eventually(t, 30*time.Second, "refresh r1 handled, still nothing applied", func() (bool, string) {
 		return getApp(t, c, "manual").Status.LastHandledRefresh == "r1", ""
 	})
 	_, err = configMap(t, c, "default", "a")
 	require.True(t, apierrors.IsNotFound(err), "a refresh applied a manual Application: %v", err)
 
-	annotate(flotillav1.AnnotationSync, "s1")
+	annotate(t, c, "manual", flotillav1.AnnotationSync, "s1")
 	eventually(t, 30*time.Second, "sync s1 handled and applied", func() (bool, string) {
 		app := getApp(t, c, "manual")
 		_, err := configMap(t, c, "default", "a")
@@ -71,7 +62,7 @@ func TestRefreshAndSyncRequests(t *testing.T) {
 	cm, err = configMap(t, c, "default", "a")
 	require.NoError(t, err)
 	assert.Equal(t, "red", cm.Data["color"], "the handled sync request was applied again")
-	annotate(flotillav1.AnnotationSync, "s2")
+	annotate(t, c, "manual", flotillav1.AnnotationSync, "s2")
 	eventually(t, 30*time.Second, "s2 re-applies", func() (bool, string) {
 		cm, err := configMap(t, c, "default", "a")
 		require.NoError(t, err)
