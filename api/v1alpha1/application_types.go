@@ -2,17 +2,22 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // ApplicationSource is where an Application's manifests come from.
 type ApplicationSource struct {
-	// RepoURL of the Git repository (https://, http://, ssh:// or scp-like git@host:path).
+	// RepoURL of the Git repository (https://, http://, ssh:// or scp-like
+	// git@host:path); with chart, a Helm repository (https://, http://) or
+	// an OCI registry and path (oci://registry.example.com/charts).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	RepoURL string `json:"repoURL"`
 
-	// TargetRevision is a branch, tag or commit SHA. Empty means HEAD.
+	// TargetRevision is a branch, tag or commit SHA (empty means HEAD); with
+	// chart, the chart version or a semver range (empty means the latest),
+	// resolved once per check and reported in status.sync.revision.
 	// +optional
 	// +kubebuilder:validation:MaxLength=255
 	TargetRevision string `json:"targetRevision,omitempty"`
@@ -30,6 +35,50 @@ type ApplicationSource struct {
 	// Kustomize options applied on top of the path's kustomization.
 	// +optional
 	Kustomize *KustomizeSource `json:"kustomize,omitempty"`
+
+	// Chart names a Helm chart in the Helm repository or OCI registry at
+	// repoURL. Empty for Git sources (a path holding a Chart.yaml is
+	// rendered with Helm too).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$`
+	Chart string `json:"chart,omitempty"`
+
+	// Helm options for a chart (from Git, a Helm repository or OCI).
+	// +optional
+	Helm *HelmSource `json:"helm,omitempty"`
+}
+
+// HelmSource holds the options of a Helm chart render (as helm template).
+type HelmSource struct {
+	// ReleaseName is the release's name (default: the Application's name).
+	// +optional
+	// +kubebuilder:validation:MaxLength=53
+	ReleaseName string `json:"releaseName,omitempty"`
+
+	// ValueFiles are values files, merged in order, relative to the chart:
+	// in a Git repository they may name any file of the repository (never
+	// outside it: ../ past the root, absolute paths and symlinks out are
+	// refused); in a chart archive, files of the chart.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	ValueFiles []string `json:"valueFiles,omitempty"`
+
+	// Values is a YAML document of values, merged over the value files.
+	// +optional
+	// +kubebuilder:validation:MaxLength=262144
+	Values string `json:"values,omitempty"`
+
+	// ValuesObject is values as an object, merged over values.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	ValuesObject *runtime.RawExtension `json:"valuesObject,omitempty"`
+
+	// SkipCRDs leaves out the chart's crds/ directory.
+	// +optional
+	SkipCRDs bool `json:"skipCRDs,omitempty"`
 }
 
 // DirectorySource controls how a directory of plain manifests is read.

@@ -49,6 +49,8 @@ const (
 	ReasonRenderFailed   = "RenderFailed"
 	ReasonEmptyRender    = "EmptyRender"
 	ReasonApplyFailed    = "ApplyFailed"
+	// ReasonHookFailed: a Helm hook (pre- or post-sync) failed or did not finish in time.
+	ReasonHookFailed = "HookFailed"
 	ReasonDriftCorrected = "DriftCorrected"
 
 	// MemberCluster (Ready, CredentialsValid, AgentAvailable).

@@ -16,6 +16,7 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/helmchart"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 	"github.com/flotilla-dev/flotilla/internal/version"
 )
@@ -41,6 +42,8 @@ func parseFlags() *flags {
 	flag.Int64Var(&o.RenderCacheBytes, "render-cache-bytes", agent.DefaultRenderCacheBytes, "bytes of renders (as JSON) kept between reconciles; least recently used dropped first (they render again when next needed)")
 	flag.Int64Var(&o.Render.MaxTotalSize, "max-render-bytes", agent.DefaultMaxTotalSize, "most bytes loaded from one repository for a render")
 	flag.IntVar(&o.Render.MaxObjects, "max-objects", agent.DefaultMaxObjects, "most objects one Application may render")
+	flag.Int64Var(&o.MaxChartBytes, "max-chart-bytes", helmchart.DefaultMaxArchiveBytes, "largest Helm chart archive (or index.yaml) fetched from a Helm repository or OCI registry")
+	flag.DurationVar(&o.HookTimeout, "hook-timeout", agent.DefaultHookTimeout, "how long one group of Helm hooks (a Job) may take before the sync fails")
 	flag.BoolVar(&o.AllowLoopbackRepos, "allow-loopback-repositories", false, "let repoURLs name this machine (127.0.0.1, localhost): for local testing; link-local and metadata addresses are always refused")
 	flag.BoolVar(&o.Render.AllowRemoteBases, "allow-remote-bases", false, "let kustomizations reference remote bases (off: refused)")
 	flag.DurationVar(&o.SyncInterval, "sync-interval", 3*time.Minute, "how often to re-check Git for new commits")

@@ -258,6 +258,9 @@ func (r *Reconciler) applyObjects(ctx context.Context, s *syncState) (bool, erro
 			return false, err
 		}
 	}
+	if r.preSyncHooks(ctx, s) {
+		return true, nil
+	}
 	s.results = r.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting), s.app.Spec.IgnoreDifferences)
 	s.out.applied = true
 	m := s.memo

@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -18,9 +20,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/helmchart"
 )
 
 // MaxResources bounds status.resources.
@@ -40,6 +45,13 @@ type Reconciler struct {
 	HealthInterval time.Duration
 	// WatchNamespaces limits applied-object watches; empty means cluster-wide.
 	WatchNamespaces []string
+	// Charts fetches Helm charts from Helm repositories and OCI registries
+	// (default: anonymous, no loopback).
+	Charts *helmchart.Fetcher
+	// HookTimeout bounds the wait for one group of Helm hooks (default DefaultHookTimeout).
+	HookTimeout time.Duration
+	// Discovery tells charts the spoke's version and API versions (nil: Helm's defaults).
+	Discovery *Discovery
 
 	applier *Applier
 	record  appliedRecord
@@ -50,6 +62,24 @@ type Reconciler struct {
 	RenderCacheBytes int64
 	memos            *memoCache
 	dirty            sync.Map // NamespacedName → true: an applied object changed or vanished
+	// credentials counts changes of the repository credential Secrets: a
+	// failed fetch is news only until they change.
+	credentials atomic.Int64
+}
+
+// credentialsChanged wakes every Application of the namespace when a
+// repository credential Secret changes.
+func (r *Reconciler) credentialsChanged(ctx context.Context, _ client.Object) []reconcile.Request {
+	r.credentials.Add(1)
+	var apps flotillav1.ApplicationList
+	if err := r.Client.List(ctx, &apps, client.InNamespace(r.Namespace)); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(apps.Items))
+	for _, a := range apps.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&a)})
+	}
+	return reqs
 }
 
 // SetupWithManager registers the controller and the applied-object watches.
@@ -63,12 +93,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Renderer == nil {
 		r.Renderer = InProcess{}
 	}
+	if r.Charts == nil {
+		r.Charts = helmchart.New(helmchart.Options{})
+	}
 	r.applier = &Applier{Client: r.Client}
 	r.record = appliedRecord{Client: r.Client}
 	r.memos = newMemoCache(r.RenderCacheBytes)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("agent").
 		For(&flotillav1.Application{}).
+		// New or rotated repository credentials: fetches that failed are tried again at once.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.credentialsChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
 		Build(r)
 	if err != nil {
@@ -114,7 +149,7 @@ type phase func(ctx context.Context, s *syncState) (done bool, err error)
 // sync runs the phases, then reports.
 func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application) (ctrl.Result, error) {
 	s := newSyncState(app)
-	for _, p := range []phase{r.fetchSource, r.renderSource, r.prepare, r.checkDrift, r.applyObjects, r.prune, r.assess} {
+	for _, p := range []phase{r.fetchSource, r.renderSource, r.prepare, r.checkDrift, r.applyObjects, r.prune, r.assess, r.postSync} {
 		done, err := p(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err

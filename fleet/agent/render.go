@@ -25,6 +25,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/helmchart"
 	"github.com/flotilla-dev/flotilla/internal/yamlbound"
 )
 
@@ -65,15 +66,56 @@ var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Ku
 // into a private in-memory filesystem holding only the repository, so
 // nothing outside it can be read, and nothing is written to disk.
 func Render(tree Tree, src flotillav1.ApplicationSource, opts RenderOptions) ([]*unstructured.Unstructured, error) {
+	return RenderSource(RenderInput{Tree: tree, Source: src}, opts)
+}
+
+// RenderInput is one Application's render: its source, and the Git tree
+// at the fetched commit or, for a chart from a Helm repository or an OCI
+// registry, the chart's archive.
+type RenderInput struct {
+	Tree   Tree                         `json:"-"`
+	Chart  *helmchart.Chart             `json:"chart,omitempty"`
+	Source flotillav1.ApplicationSource `json:"source"`
+	// Release and Capabilities are for Helm charts.
+	Release      HelmRelease  `json:"release"`
+	Capabilities Capabilities `json:"capabilities"`
+}
+
+// RenderSource renders any source: a chart archive, a chart directory of
+// the repository (Chart.yaml), a kustomization, or plain manifests.
+func RenderSource(in RenderInput, opts RenderOptions) ([]*unstructured.Unstructured, error) {
 	if opts.MaxTotalSize == 0 {
 		opts.MaxTotalSize = DefaultMaxTotalSize
 	}
 	if opts.MaxObjects == 0 {
 		opts.MaxObjects = DefaultMaxObjects
 	}
+	src, tree := in.Source, in.Tree
+	if in.Chart != nil {
+		ch, err := chartFromArchive(in.Chart.Archive, in.Chart.Name)
+		if err != nil {
+			return nil, err
+		}
+		vals, err := helmValues(src.Helm, archiveValueFile(ch))
+		if err != nil {
+			return nil, err
+		}
+		return renderChart(ch, vals, src.Helm, in.Release, in.Capabilities, opts)
+	}
 	appPath, err := sourceDir(tree, src.Path)
 	if err != nil {
 		return nil, err
+	}
+	if isChartDir(tree, appPath) {
+		ch, err := chartFromTree(tree, appPath, opts)
+		if err != nil {
+			return nil, err
+		}
+		vals, err := helmValues(src.Helm, treeValueFile(tree, appPath))
+		if err != nil {
+			return nil, err
+		}
+		return renderChart(ch, vals, src.Helm, in.Release, in.Capabilities, opts)
 	}
 	// Each render gets its own random root. By default it is an in-memory
 	// filesystem holding nothing but the repository; remote bases need

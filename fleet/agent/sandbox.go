@@ -19,14 +19,14 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/procstat"
 )
 
 // Renderer turns an Application's source at a fetched commit into objects.
+// The tree of a Git source must be a *git.Snapshot of the agent's cache.
 type Renderer interface {
-	Render(ctx context.Context, snap *git.Snapshot, src flotillav1.ApplicationSource) ([]*unstructured.Unstructured, error)
+	Render(ctx context.Context, in RenderInput) ([]*unstructured.Unstructured, error)
 }
 
 // InProcess renders in the agent's own process: for tests, and for agents
@@ -34,8 +34,8 @@ type Renderer interface {
 type InProcess struct{ Options RenderOptions }
 
 // Render implements Renderer.
-func (p InProcess) Render(_ context.Context, snap *git.Snapshot, src flotillav1.ApplicationSource) ([]*unstructured.Unstructured, error) {
-	return Render(snap, src, p.Options)
+func (p InProcess) Render(_ context.Context, in RenderInput) ([]*unstructured.Unstructured, error) {
+	return RenderSource(in, p.Options)
 }
 
 // Sandbox renders each Application in a child process (the agent binary's
@@ -72,14 +72,14 @@ const (
 
 // renderRequest is what the parent sends the worker on stdin.
 type renderRequest struct {
-	GitDir        string                       `json:"gitDir"`
-	RepoURL       string                       `json:"repoURL"`
-	Revision      string                       `json:"revision"`
-	MaxFileSize   int64                        `json:"maxFileSize"`
-	AllowLoopback bool                         `json:"allowLoopback,omitempty"`
-	MemoryBytes   int64                        `json:"memoryBytes"`
-	Source        flotillav1.ApplicationSource `json:"source"`
-	Options       RenderOptions                `json:"options"`
+	GitDir        string        `json:"gitDir"`
+	RepoURL       string        `json:"repoURL,omitempty"`
+	Revision      string        `json:"revision,omitempty"`
+	MaxFileSize   int64         `json:"maxFileSize"`
+	AllowLoopback bool          `json:"allowLoopback,omitempty"`
+	MemoryBytes   int64         `json:"memoryBytes"`
+	Input         RenderInput   `json:"input"`
+	Options       RenderOptions `json:"options"`
 }
 
 // renderResponse is what the worker writes on stdout.
@@ -106,7 +106,7 @@ func (s *Sandbox) setDefaults() {
 }
 
 // Render implements Renderer.
-func (s *Sandbox) Render(ctx context.Context, snap *git.Snapshot, src flotillav1.ApplicationSource) ([]*unstructured.Unstructured, error) {
+func (s *Sandbox) Render(ctx context.Context, in RenderInput) ([]*unstructured.Unstructured, error) {
 	s.init()
 	select {
 	case s.sem <- struct{}{}:
@@ -114,8 +114,15 @@ func (s *Sandbox) Render(ctx context.Context, snap *git.Snapshot, src flotillav1
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	req, err := json.Marshal(renderRequest{GitDir: s.GitDir, RepoURL: snap.URL, Revision: snap.Revision, MaxFileSize: s.MaxFileSize, AllowLoopback: s.AllowLoopback,
-		MemoryBytes: s.MemoryBytes, Source: src, Options: s.Options})
+	r := renderRequest{GitDir: s.GitDir, MaxFileSize: s.MaxFileSize, AllowLoopback: s.AllowLoopback, MemoryBytes: s.MemoryBytes, Input: in, Options: s.Options}
+	if in.Chart == nil {
+		snap, ok := in.Tree.(*git.Snapshot)
+		if !ok {
+			return nil, errors.New("the render sandbox reads Git sources from the agent's cache only")
+		}
+		r.RepoURL, r.Revision = snap.URL, snap.Revision
+	}
+	req, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
@@ -267,13 +274,16 @@ func RenderWorker(in io.Reader, out io.Writer) error {
 }
 
 func renderFromCache(req renderRequest) ([]*unstructured.Unstructured, error) {
-	cache, err := git.New(git.Options{Dir: req.GitDir, MaxFileSize: req.MaxFileSize, AllowLoopback: req.AllowLoopback})
-	if err != nil {
-		return nil, err
+	if req.Input.Chart == nil {
+		cache, err := git.New(git.Options{Dir: req.GitDir, MaxFileSize: req.MaxFileSize, AllowLoopback: req.AllowLoopback})
+		if err != nil {
+			return nil, err
+		}
+		snap, err := cache.LocalSnapshot(req.RepoURL, req.Revision)
+		if err != nil {
+			return nil, err
+		}
+		req.Input.Tree = snap
 	}
-	snap, err := cache.LocalSnapshot(req.RepoURL, req.Revision)
-	if err != nil {
-		return nil, err
-	}
-	return Render(snap, req.Source, req.Options)
+	return RenderSource(req.Input, req.Options)
 }

@@ -62,13 +62,13 @@ func TestSandboxRendersLikeInProcess(t *testing.T) {
 	src := flotillav1.ApplicationSource{Path: "app", Kustomize: &flotillav1.KustomizeSource{CommonLabels: map[string]string{"team": "a"}}}
 	want, err := agent.Render(snap, src, agent.RenderOptions{})
 	require.NoError(t, err)
-	got, err := sandbox(cache, 0, 0).Render(t.Context(), snap, src)
+	got, err := sandbox(cache, 0, 0).Render(t.Context(), agent.RenderInput{Tree: snap, Source: src})
 	require.NoError(t, err)
 	require.Len(t, got, len(want))
 	for i := range want {
 		assert.Equal(t, want[i].Object, got[i].Object)
 	}
-	_, err = sandbox(cache, 0, 0).Render(t.Context(), snap, flotillav1.ApplicationSource{Path: "missing"})
+	_, err = sandbox(cache, 0, 0).Render(t.Context(), agent.RenderInput{Tree: snap, Source: flotillav1.ApplicationSource{Path: "missing"}})
 	require.ErrorIs(t, err, agent.ErrRender, "a render error stays a render error across the process boundary")
 }
 
@@ -109,7 +109,7 @@ func TestSandboxHasNoNetwork(t *testing.T) {
 	sb := sandbox(cache, 0, 0)
 	for name := range fields {
 		t.Run(name, func(t *testing.T) {
-			objs, err := sb.Render(t.Context(), snap, flotillav1.ApplicationSource{Path: name})
+			objs, err := sb.Render(t.Context(), agent.RenderInput{Tree: snap, Source: flotillav1.ApplicationSource{Path: name}})
 			for _, o := range objs {
 				assert.NotContains(t, fmt.Sprint(o.Object), "stolen")
 			}
@@ -143,15 +143,15 @@ func TestSandboxBudgets(t *testing.T) {
 	files["many/cms.yaml"] = many.String()
 	cache, snap := snapshotOf(t, files)
 
-	_, err := sandbox(cache, time.Minute, 48<<20).Render(t.Context(), snap, flotillav1.ApplicationSource{Path: "heavy"})
+	_, err := sandbox(cache, time.Minute, 48<<20).Render(t.Context(), agent.RenderInput{Tree: snap, Source: flotillav1.ApplicationSource{Path: "heavy"}})
 	require.ErrorIs(t, err, agent.ErrRender)
 	assert.ErrorContains(t, err, "memory budget")
 
-	_, err = sandbox(cache, 200*time.Millisecond, 0).Render(t.Context(), snap, flotillav1.ApplicationSource{Path: "many"})
+	_, err = sandbox(cache, 200*time.Millisecond, 0).Render(t.Context(), agent.RenderInput{Tree: snap, Source: flotillav1.ApplicationSource{Path: "many"}})
 	require.ErrorIs(t, err, agent.ErrRender)
 	assert.ErrorContains(t, err, "time budget")
 
-	objs, err := sandbox(cache, 0, 0).Render(t.Context(), snap, flotillav1.ApplicationSource{Path: "small"})
+	objs, err := sandbox(cache, 0, 0).Render(t.Context(), agent.RenderInput{Tree: snap, Source: flotillav1.ApplicationSource{Path: "small"}})
 	require.NoError(t, err)
 	assert.Len(t, objs, 1)
 }
@@ -167,7 +167,7 @@ func TestSandboxTimeoutStopsRemoteBaseClones(t *testing.T) {
 	sb := sandbox(cache, 2*time.Second, 0)
 	sb.Options.AllowRemoteBases = true
 	start := time.Now()
-	_, err := sb.Render(t.Context(), snap, flotillav1.ApplicationSource{Path: "app"})
+	_, err := sb.Render(t.Context(), agent.RenderInput{Tree: snap, Source: flotillav1.ApplicationSource{Path: "app"}})
 	require.ErrorIs(t, err, agent.ErrRender)
 	assert.ErrorContains(t, err, "time budget")
 	assert.Less(t, time.Since(start), 10*time.Second, "the render returned long after its budget (a git clone held it)")

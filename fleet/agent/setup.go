@@ -7,7 +7,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -15,6 +17,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/helmchart"
 )
 
 // Options configure the agent.
@@ -47,6 +50,9 @@ type Options struct {
 	RenderTimeout      time.Duration
 	RenderMemory       int64
 	RenderConcurrency  int
+	// MaxChartBytes bounds a chart archive fetched from a Helm repository or OCI registry.
+	MaxChartBytes int64
+	HookTimeout   time.Duration
 }
 
 // Scheme is the agent's scheme: built-in kinds, CRDs and Flotilla's API.
@@ -71,6 +77,8 @@ func ManagerOptions(namespace string, scheme *runtime.Scheme) ctrl.Options {
 			&flotillav1.Application{}: {Namespaces: ns},
 			&corev1.ConfigMap{}:       {Namespaces: ns},
 			&coordinationv1.Lease{}:   {Namespaces: ns},
+			// Repository credentials the hub copied here: this namespace only, never another Secret.
+			&corev1.Secret{}: {Namespaces: ns, Label: labels.SelectorFromSet(labels.Set{flotillav1.LabelSecretType: git.SecretTypeRepository})},
 		}},
 		Client: client.Options{Cache: &client.CacheOptions{
 			DisableFor:   []client.Object{&apiextensionsv1.CustomResourceDefinition{}, &corev1.Namespace{}},
@@ -84,9 +92,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Namespace == "" {
 		o.Namespace = flotillav1.SystemNamespace
 	}
-	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize, AllowLoopback: o.AllowLoopbackRepos, Limits: o.GitLimits})
+	creds := git.SecretCredentials{Reader: mgr.GetCache(), Namespace: o.Namespace}
+	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize, AllowLoopback: o.AllowLoopbackRepos, Limits: o.GitLimits,
+		Credentials: creds})
 	if err != nil {
 		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("discovery client: %w", err)
 	}
 	var renderer Renderer = InProcess{Options: o.Render}
 	if len(o.RenderCommand) > 0 {
@@ -95,7 +109,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,
 		Renderer: renderer, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces,
-		RenderCacheBytes: o.RenderCacheBytes}
+		RenderCacheBytes: o.RenderCacheBytes, HookTimeout: o.HookTimeout, Discovery: &Discovery{Client: dc},
+		Charts: helmchart.New(helmchart.Options{Credentials: creds, MaxArchiveBytes: o.MaxChartBytes, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos})}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the agent controller: %w", err)
 	}

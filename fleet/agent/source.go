@@ -18,7 +18,7 @@ func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error
 	m := r.memos.get(s.key)
 	current := m != nil && m.generation == s.app.Generation
 	if current && !s.refresh && time.Since(m.checkedAt) < r.SyncInterval {
-		if f := m.failure; f != nil {
+		if f := m.failure; f != nil && f.credentials == r.credentials.Load() {
 			// The last fetch or render failed: that is the news until the
 			// next check, not the older render that still stands.
 			s.out = notSynced(f.reason, f.err, f.revision, f.requeue)
@@ -27,32 +27,61 @@ func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error
 		s.memo = m
 		return false, nil
 	}
-	snap, err := r.Git.Snapshot(ctx, s.app.Spec.Source.RepoURL, s.app.Spec.Source.TargetRevision)
+	src := s.app.Spec.Source
+	var revision string
+	var err error
+	if src.Chart != "" {
+		if s.chart, err = r.charts().Fetch(ctx, src.RepoURL, src.Chart, src.TargetRevision); err == nil {
+			revision = s.chart.Version
+		}
+	} else if s.snap, err = r.Git.Snapshot(ctx, src.RepoURL, src.TargetRevision); err == nil {
+		revision = s.snap.Revision
+	}
 	if err != nil {
 		s.out = notSynced(flotillav1.ReasonFetchFailed, err, "", 30*time.Second)
 		if current {
-			m.failure = &failure{reason: flotillav1.ReasonFetchFailed, err: err, requeue: 30 * time.Second}
+			m.failure = &failure{reason: flotillav1.ReasonFetchFailed, err: err, requeue: 30 * time.Second, credentials: r.credentials.Load()}
 		}
 		return true, nil
 	}
-	if current && m.revision == snap.Revision {
+	if current && m.revision == revision {
 		m.checkedAt, m.failure = time.Now(), nil
-		s.memo = m
+		s.memo, s.snap, s.chart = m, nil, nil
 		return false, nil
 	}
-	s.snap = snap
 	return false, nil
+}
+
+// renderInput is the render of a freshly fetched commit or chart version.
+func (r *Reconciler) renderInput(s *syncState) (RenderInput, string, time.Time) {
+	in := RenderInput{Source: s.app.Spec.Source, Chart: s.chart, Capabilities: r.capabilities(),
+		Release: HelmRelease{Name: releaseName(s.app), Namespace: s.defaultNS}}
+	if s.chart != nil {
+		return in, s.chart.Version, time.Time{}
+	}
+	in.Tree = s.snap
+	return in, s.snap.Revision, s.snap.CommitTime
+}
+
+// releaseName is the hub Application's name (the spoke copy's name carries
+// the hub namespace): what a user of `helm list` would expect to see.
+func releaseName(app *flotillav1.Application) string {
+	if n := app.Annotations[flotillav1.AnnotationHubName]; n != "" {
+		return n
+	}
+	return app.Name
 }
 
 // renderSource renders a freshly fetched commit and remembers it.
 func (r *Reconciler) renderSource(ctx context.Context, s *syncState) (bool, error) {
-	if s.snap == nil {
+	if s.snap == nil && s.chart == nil {
 		return false, nil
 	}
-	objs, err := r.Renderer.Render(ctx, s.snap, s.app.Spec.Source)
+	in, revision, commitTime := r.renderInput(s)
+	objs, err := r.Renderer.Render(ctx, in)
 	if err != nil {
-		s.out = notSynced(flotillav1.ReasonRenderFailed, err, s.snap.Revision, r.SyncInterval)
-		f := &failure{reason: flotillav1.ReasonRenderFailed, err: err, revision: s.snap.Revision, requeue: r.SyncInterval}
+		s.out = notSynced(flotillav1.ReasonRenderFailed, err, revision, r.SyncInterval)
+		f := &failure{reason: flotillav1.ReasonRenderFailed, err: err, revision: revision, requeue: r.SyncInterval, credentials: r.credentials.Load()}
 		if m := r.memos.get(s.key); m != nil && m.generation == s.app.Generation {
 			m.failure, m.checkedAt = f, time.Now() // this commit is not rendered again before the next check
 		}
@@ -62,7 +91,7 @@ func (r *Reconciler) renderSource(ctx context.Context, s *syncState) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	s.memo = &memo{generation: s.app.Generation, revision: s.snap.Revision, commitTime: s.snap.CommitTime, checkedAt: time.Now(), rendered: rendered, size: size}
+	s.memo = &memo{generation: s.app.Generation, revision: revision, commitTime: commitTime, checkedAt: time.Now(), rendered: rendered, size: size}
 	r.memos.put(s.key, s.memo)
 	return false, nil
 }
@@ -81,6 +110,7 @@ func (r *Reconciler) prepare(ctx context.Context, s *syncState) (bool, error) {
 	if s.objs, err = m.objects(); err != nil {
 		return false, err
 	}
+	s.objs, s.preHooks, s.postHooks = splitHooks(s.objs)
 	if len(s.objs) == 0 && len(prev) > 0 {
 		s.out.syncStatus = flotillav1.SyncStatusOutOfSync
 		s.out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonEmptyRender,

@@ -12,6 +12,7 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/agent/applied"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/helmchart"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 )
 
@@ -33,6 +34,8 @@ type memo struct {
 	// prunePending: objects left Git and wait to be pruned (PruneLast)
 	// until everything else is Healthy.
 	prunePending bool
+	// preHooksDone and postHooksDone: this render's hooks ran (once per render).
+	preHooksDone, postHooksDone bool
 	// failure is the last check's fetch or render failure, reported until
 	// the next check (the render above still stands on the cluster).
 	failure *failure
@@ -43,6 +46,7 @@ type failure struct {
 	reason, revision string
 	err              error
 	requeue          time.Duration
+	credentials      int64 // Reconciler.credentials when it failed
 }
 
 // syncState is one reconcile of one Application, passed through the phases.
@@ -56,16 +60,19 @@ type syncState struct {
 	// value differs from status.lastHandled*): handled once each.
 	refresh, sync bool
 
-	memo     *memo
-	snap     *git.Snapshot // a fresh commit to render; nil when the memo's render stands
-	objs     []*unstructured.Unstructured
-	prepErrs map[*unstructured.Unstructured]error
-	prev     []applied.Ref // the record of the last sync
-	apply    bool
-	drifted  map[string]string
-	results  []Result
-	gone     []applied.Ref
-	out      *outcome
+	memo  *memo
+	snap  *git.Snapshot    // a fresh commit to render; nil when the memo's render stands
+	chart *helmchart.Chart // or a fresh chart version (Helm repository, OCI)
+	// preHooks and postHooks are the render's Helm hooks, in run order (not in objs).
+	preHooks, postHooks []*unstructured.Unstructured
+	objs                []*unstructured.Unstructured
+	prepErrs            map[*unstructured.Unstructured]error
+	prev                []applied.Ref // the record of the last sync
+	apply               bool
+	drifted             map[string]string
+	results             []Result
+	gone                []applied.Ref
+	out                 *outcome
 }
 
 func newSyncState(app *flotillav1.Application) *syncState {

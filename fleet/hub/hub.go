@@ -4,7 +4,6 @@
 package hub
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/hub/capi"
 	"github.com/flotilla-dev/flotilla/fleet/hub/clusters"
 	"github.com/flotilla-dev/flotilla/fleet/hub/delivery"
+	"github.com/flotilla-dev/flotilla/fleet/hub/repocreds"
 	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
 	"github.com/flotilla-dev/flotilla/fleet/hub/status"
 	"github.com/flotilla-dev/flotilla/generators"
@@ -100,7 +100,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 		return nil, err
 	}
 	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos, Limits: o.GitLimits,
-		Credentials: secretCredentials{reader: mgr.GetClient(), namespace: o.Namespace}})
+		Credentials: git.SecretCredentials{Reader: mgr.GetClient(), Namespace: o.Namespace}})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,8 @@ func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 		setStatus:     &status.SetReconciler{Client: mgr.GetClient()},
 		clusterStatus: &status.ClusterReconciler{Client: mgr.GetClient()},
 	}
-	setups := []interface{ SetupWithManager(ctrl.Manager) error }{h.sets, h.clusters, h.delivery, h.setStatus, h.clusterStatus}
+	creds := &repocreds.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, Recorder: mgr.GetEventRecorder("flotilla-hub")}
+	setups := []interface{ SetupWithManager(ctrl.Manager) error }{h.sets, h.clusters, h.delivery, h.setStatus, h.clusterStatus, creds}
 	switch {
 	case !o.CAPIImport:
 		mgr.GetLogger().Info("Cluster API import is off (--cluster-api-import, chart value capi.enabled)")
@@ -159,18 +160,4 @@ func (h *Hub) Tracked() map[string]int {
 		"delivery.written": apps, "delivery.semaphores": sems,
 		"applicationset-status": h.setStatus.Tracked(), "membercluster-status": h.clusterStatus.Tracked(),
 	}
-}
-
-// secretCredentials reads repository credential Secrets from the cache.
-type secretCredentials struct {
-	reader    client.Reader
-	namespace string
-}
-
-func (s secretCredentials) Credential(ctx context.Context, repoURL string) (*git.Credential, error) {
-	var list corev1.SecretList
-	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{flotillav1.LabelSecretType: "repository"}); err != nil {
-		return nil, err
-	}
-	return git.CredentialsFromSecrets(list.Items).Credential(ctx, repoURL)
 }

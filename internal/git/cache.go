@@ -122,6 +122,9 @@ func (c *Cache) repo(url string) (*repo, error) {
 	if err := validateURL(url, c.opts.AllowLoopback); err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(strings.ToLower(url), "oci://") {
+		return nil, fmt.Errorf("repoURL %s is an OCI registry, not a Git repository: name the chart in source.chart", RedactURL(url))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r, ok := c.repos[url]; ok {
@@ -187,7 +190,7 @@ func (c *Cache) Resolve(ctx context.Context, repoURL, revision string) (string, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	auth, err := c.auth(ctx, repoURL)
+	auth, ca, err := c.auth(ctx, repoURL)
 	if err != nil {
 		return "", err
 	}
@@ -199,14 +202,14 @@ func (c *Cache) Resolve(ctx context.Context, repoURL, revision string) (string, 
 		if r.hasCommit(revision) {
 			return revision, nil
 		}
-		return revision, c.fetchSHA(ctx, r, revision, auth)
+		return revision, c.fetchSHA(ctx, r, revision, auth, ca)
 	}
 
 	remote, err := r.r.Remote("origin")
 	if err != nil {
 		return "", fmt.Errorf("open remote of %s: %w", repoURL, err)
 	}
-	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: auth, PeelingOption: gogit.AppendPeeled})
+	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: auth, CABundle: ca, PeelingOption: gogit.AppendPeeled})
 	if err != nil {
 		return "", c.describeNetErr(ctx, "list references of "+repoURL, c.opts.Timeout, err)
 	}
@@ -218,7 +221,7 @@ func (c *Cache) Resolve(ctx context.Context, repoURL, revision string) (string, 
 		return sha, nil
 	}
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))
-	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{spec}, Depth: 1, Auth: auth, Tags: gogit.NoTags, Force: true})
+	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{spec}, Depth: 1, Auth: auth, CABundle: ca, Tags: gogit.NoTags, Force: true})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return "", c.describeNetErr(ctx, fmt.Sprintf("fetch %s of %s", ref, repoURL), c.opts.Timeout, err)
 	}
@@ -230,13 +233,13 @@ func (c *Cache) Resolve(ctx context.Context, repoURL, revision string) (string, 
 
 // fetchSHA fetches a commit named by SHA: first by asking for it directly
 // (servers that allow it), then by fetching every branch and tag.
-func (c *Cache) fetchSHA(ctx context.Context, r *repo, sha string, auth transport.AuthMethod) error {
+func (c *Cache) fetchSHA(ctx context.Context, r *repo, sha string, auth transport.AuthMethod, ca []byte) error {
 	remote, err := r.r.Remote("origin")
 	if err != nil {
 		return err
 	}
 	direct := config.RefSpec(fmt.Sprintf("%s:refs/flotilla/%s", sha, sha))
-	if err := remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{direct}, Depth: 1, Auth: auth, Tags: gogit.NoTags}); err == nil && r.hasCommit(sha) {
+	if err := remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: []config.RefSpec{direct}, Depth: 1, Auth: auth, CABundle: ca, Tags: gogit.NoTags}); err == nil && r.hasCommit(sha) {
 		return nil
 	} else if ctx.Err() != nil {
 		return c.describeNetErr(ctx, "fetch commit "+sha+" of "+r.url, c.opts.Timeout, err)
@@ -245,7 +248,7 @@ func (c *Cache) fetchSHA(ctx context.Context, r *repo, sha string, auth transpor
 	// history of its branches and tags, never in all of it (an unknown SHA
 	// must not cost a full clone).
 	all := []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
-	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: all, Depth: MaxSHADepth, Auth: auth, Tags: gogit.NoTags, Force: true})
+	err = remote.FetchContext(ctx, &gogit.FetchOptions{RefSpecs: all, Depth: MaxSHADepth, Auth: auth, CABundle: ca, Tags: gogit.NoTags, Force: true})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return c.describeNetErr(ctx, "fetch "+r.url, c.opts.Timeout, err)
 	}
@@ -308,18 +311,25 @@ func pickRef(refs []*plumbing.Reference, revision string) (plumbing.ReferenceNam
 	return "", "", false
 }
 
-func (c *Cache) auth(ctx context.Context, repoURL string) (transport.AuthMethod, error) {
+// auth is the credential's auth method and CA bundle for repoURL (nil,
+// nil for anonymous access).
+func (c *Cache) auth(ctx context.Context, repoURL string) (transport.AuthMethod, []byte, error) {
 	if c.opts.Credentials == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	cred, err := c.opts.Credentials.Credential(ctx, repoURL)
 	if err != nil {
-		return nil, fmt.Errorf("look up credentials for %s: %w", repoURL, err)
+		return nil, nil, fmt.Errorf("look up credentials for %s: %w", RedactURL(repoURL), err)
 	}
 	if cred == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return cred.authMethod(repoURL)
+	auth, err := cred.authMethod(repoURL)
+	var ca []byte
+	if cred.CABundle != "" {
+		ca = []byte(cred.CABundle)
+	}
+	return auth, ca, err
 }
 
 func (c *Cache) describeNetErr(ctx context.Context, what string, timeout time.Duration, err error) error {
@@ -332,7 +342,7 @@ func (c *Cache) describeNetErr(ctx context.Context, what string, timeout time.Du
 			// credentials they cannot take would send the user nowhere.
 			return fmt.Errorf("%s: %w: this component reads repositories without credentials: make the repository readable without them", what, err)
 		}
-		return fmt.Errorf("%s: %w: add or fix the hub's repository credentials for this URL (a Secret labelled flotilla.dev/secret-type=repository in the hub's namespace)", what, err)
+		return fmt.Errorf("%s: %w: add or fix the hub's repository credentials for this URL (flotilla repo add URL ...; the hub copies them to the spokes that need them)", what, err)
 	}
 	if errors.Is(err, transport.ErrRepositoryNotFound) {
 		return fmt.Errorf("%s: %w: check the repoURL", what, err)

@@ -15,6 +15,7 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Credential is how to authenticate to repositories whose URL starts with
@@ -28,6 +29,10 @@ type Credential struct {
 	SSHPrivateKey string
 	// SSHKnownHosts pins host keys; empty uses the user's known_hosts.
 	SSHKnownHosts string
+	// CABundle (PEM) is trusted, besides the system's roots, for HTTPS
+	// servers under the prefix (a private Git server, Helm repository or
+	// registry).
+	CABundle string
 }
 
 // String describes the credential without its secrets.
@@ -54,23 +59,36 @@ var _ CredentialSource = StaticCredentials(nil)
 // the longest path when several do. A prefix that does not parse, or that
 // carries user information, matches nothing.
 func (s StaticCredentials) Credential(_ context.Context, repoURL string) (*Credential, error) {
+	prefixes := make([]string, len(s))
+	for i, c := range s {
+		prefixes[i] = c.URLPrefix
+	}
+	if i := BestMatch(prefixes, repoURL); i >= 0 {
+		return &s[i], nil
+	}
+	return nil, nil
+}
+
+// BestMatch is the index of the URL prefix that covers repoURL (same
+// scheme, host and port; path prefix on segment boundaries) with the
+// longest path, or -1. A prefix or repoURL that does not parse, or that
+// carries user information, matches nothing.
+func BestMatch(prefixes []string, repoURL string) int {
 	repo, err := parseLocation(repoURL)
 	if err != nil {
-		return nil, nil //nolint:nilerr // an unparsable repoURL gets no credentials; fetching it reports the error
+		return -1
 	}
-	var best *Credential
-	bestLen := -1
-	for i := range s {
-		c := &s[i]
-		l, err := parseLocation(c.URLPrefix)
+	best, bestLen := -1, -1
+	for i, p := range prefixes {
+		l, err := parseLocation(p)
 		if err != nil || !l.covers(repo) {
 			continue
 		}
 		if len(l.segments) > bestLen {
-			best, bestLen = c, len(l.segments)
+			best, bestLen = i, len(l.segments)
 		}
 	}
-	return best, nil
+	return best
 }
 
 // Secret keys read by CredentialsFromSecrets.
@@ -81,7 +99,31 @@ const (
 	SecretKeyToken         = "token"
 	SecretKeySSHPrivateKey = "sshPrivateKey"
 	SecretKeySSHKnownHosts = "sshKnownHosts"
+	SecretKeyCABundle      = "caBundle"
 )
+
+// SecretTypeRepository is the value of flotilla.dev/secret-type on a
+// repository credential Secret (on the hub, and the copies on spokes).
+const SecretTypeRepository = "repository"
+
+// SecretCredentials reads the repository credential Secrets of one
+// namespace (through a cache) at every lookup, so a rotated Secret is used
+// at the next fetch.
+type SecretCredentials struct {
+	Reader    client.Reader
+	Namespace string
+}
+
+var _ CredentialSource = SecretCredentials{}
+
+// Credential implements CredentialSource.
+func (s SecretCredentials) Credential(ctx context.Context, repoURL string) (*Credential, error) {
+	var list corev1.SecretList
+	if err := s.Reader.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{"flotilla.dev/secret-type": SecretTypeRepository}); err != nil {
+		return nil, err
+	}
+	return CredentialsFromSecrets(list.Items).Credential(ctx, repoURL)
+}
 
 // CredentialsFromSecrets reads repository credential Secrets: data key url
 // (a URL prefix) plus username/password, token, or sshPrivateKey. Secrets
@@ -99,6 +141,7 @@ func CredentialsFromSecrets(secrets []corev1.Secret) StaticCredentials {
 			Password:      string(s.Data[SecretKeyPassword]),
 			SSHPrivateKey: string(s.Data[SecretKeySSHPrivateKey]),
 			SSHKnownHosts: string(s.Data[SecretKeySSHKnownHosts]),
+			CABundle:      string(s.Data[SecretKeyCABundle]),
 		}
 		if tok := string(s.Data[SecretKeyToken]); tok != "" {
 			c.Password = tok
@@ -159,7 +202,7 @@ func CheckCredential(ctx context.Context, repoURL string, cred Credential, allow
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{repoURL}})
-	_, err = remote.ListContext(ctx, &gogit.ListOptions{Auth: auth})
+	_, err = remote.ListContext(ctx, &gogit.ListOptions{Auth: auth, CABundle: []byte(cred.CABundle)})
 	switch {
 	case err == nil:
 		return nil

@@ -17,7 +17,8 @@ type location struct {
 	segments           []string
 }
 
-var defaultPorts = map[string]string{"https": "443", "http": "80", "ssh": "22", "git": "9418"}
+// oci:// is for Helm charts in OCI registries (credentials by registry host).
+var defaultPorts = map[string]string{"https": "443", "http": "80", "ssh": "22", "git": "9418", "oci": "443"}
 
 // parseLocation parses a repository URL (or a credential's URL prefix). It
 // refuses userinfo that carries a secret: a password in any URL, or any
@@ -35,10 +36,11 @@ func parseLocation(raw string) (location, error) {
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if _, ok := defaultPorts[scheme]; !ok {
-		return location{}, fmt.Errorf("scheme %q is not supported: use https://, http://, ssh:// or user@host:path", u.Scheme)
+		return location{}, fmt.Errorf("scheme %q is not supported: use https://, http://, ssh://, user@host:path or, for Helm charts, oci://", u.Scheme)
 	}
 	if u.User != nil {
 		if _, hasPassword := u.User.Password(); hasPassword || scheme != "ssh" {
+			// never quote the URL: the user information may be a token
 			return location{}, errors.New("the URL carries user information: put credentials in a repository Secret, not in the URL")
 		}
 	}

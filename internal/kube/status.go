@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,4 +64,15 @@ func Truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// FirstLine is err's message up to its first line break, trimmed: for
+// conditions and errors that must stay one line (Helm and apiserver
+// errors can run to many).
+func FirstLine(err error) string {
+	s := strings.TrimSpace(err.Error())
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[:i])
+	}
+	return s
 }

@@ -9,8 +9,8 @@ import (
 const HubRoleName = "flotilla-hub"
 
 // HubRBAC is the least privilege the hub needs on a spoke: Applications,
-// the agent's Lease and Events in the agent namespace, nothing else (never
-// cluster-wide, never Secrets).
+// the agent's Lease, Events, and the repository credential Secrets it
+// copies, in the agent namespace only (never cluster-wide).
 func HubRBAC(namespace string, subject rbacv1.Subject) (*rbacv1.Role, *rbacv1.RoleBinding) {
 	role := &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
@@ -19,6 +19,7 @@ func HubRBAC(namespace string, subject rbacv1.Subject) (*rbacv1.Role, *rbacv1.Ro
 			{APIGroups: []string{"flotilla.dev"}, Resources: []string{"applications"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 		},
 	}
 	binding := &rbacv1.RoleBinding{

@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/discovery"
+
+	"github.com/flotilla-dev/flotilla/internal/helmchart"
+)
+
+// Discovery reads the spoke's Kubernetes version and API versions for
+// charts' .Capabilities, at most every ten minutes (a CRD installed by one
+// Application shows up in the next renders).
+type Discovery struct {
+	Client discovery.DiscoveryInterface
+
+	mu   sync.Mutex
+	caps Capabilities
+	at   time.Time
+}
+
+const discoveryEvery = 10 * time.Minute
+
+// Capabilities returns what discovery said last; on an error, the last good answer.
+func (d *Discovery) Capabilities() Capabilities {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if time.Since(d.at) < discoveryEvery {
+		return d.caps
+	}
+	d.at = time.Now()
+	v, err := d.Client.ServerVersion()
+	if err != nil {
+		return d.caps
+	}
+	caps := Capabilities{KubeVersion: v.GitVersion}
+	// Partial results are fine: an aggregated API that is down must not hide the rest.
+	_, lists, _ := d.Client.ServerGroupsAndResources()
+	for _, l := range lists {
+		caps.APIVersions = append(caps.APIVersions, l.GroupVersion)
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") {
+				continue // a subresource
+			}
+			caps.APIVersions = append(caps.APIVersions, l.GroupVersion+"/"+r.Kind)
+		}
+	}
+	d.caps = caps
+	return caps
+}
+
+func (r *Reconciler) capabilities() Capabilities {
+	if r.Discovery == nil {
+		return Capabilities{}
+	}
+	return r.Discovery.Capabilities()
+}
+
+func (r *Reconciler) charts() *helmchart.Fetcher { return r.Charts }
