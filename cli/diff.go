@@ -21,7 +21,6 @@ import (
 
 type diffOptions struct {
 	generateOptions
-	kube kubeFlags
 }
 
 func newDiffCommand(s Streams) *cobra.Command {
@@ -45,6 +44,7 @@ is written.`,
 	f.StringVar(&o.gitCache, "git-cache", defaultGitCache(), "directory caching Git repositories")
 	f.DurationVar(&o.gitTimeout, "git-timeout", git.DefaultTimeout, "timeout of each Git operation")
 	f.IntVar(&o.maxApps, "max-applications", generators.DefaultMaxParams, "refuse sets that produce more Applications than this")
+	o.creds.bind(f, false)
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -70,7 +70,19 @@ func (o *diffOptions) run(ctx context.Context, s Streams) error {
 	if err := requireHub(ctx, hub); err != nil {
 		return err
 	}
-	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true}) // the user's own machine
+	// The hub's credentials unless a file is given; a user who may not read
+	// them diffs with anonymous Git access, and is told so.
+	creds, err := o.creds.source(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if creds == nil {
+		if creds, err = hubCredentials(ctx, hub); err != nil {
+			fmt.Fprintf(s.ErrOut, "Warning: %s; reading Git without credentials (give them with --repo-creds FILE)\n", err)
+			creds = nil
+		}
+	}
+	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true, Credentials: creds}) // the user's own machine
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 )
 
 type generateOptions struct {
+	kube       kubeFlags
+	creds      repoCredsFlags
 	filename   string
 	clusters   string
 	output     string
@@ -50,6 +53,8 @@ Nothing is written anywhere.`,
 	f.StringVar(&o.gitCache, "git-cache", defaultGitCache(), "directory caching Git repositories")
 	f.DurationVar(&o.gitTimeout, "git-timeout", git.DefaultTimeout, "timeout of each Git operation")
 	f.IntVar(&o.maxApps, "max-applications", generators.DefaultMaxParams, "refuse sets that produce more Applications than this")
+	o.kube.bind(f, "", "the hub (for --repo-creds-from-hub)")
+	o.creds.bind(f, true)
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -73,16 +78,17 @@ func (o *generateOptions) run(cmd *cobra.Command, s Streams) error {
 	}
 	opts := generators.Options{MaxParams: o.maxApps}
 	if o.clusters != "" {
-		f, err := os.Open(o.clusters)
+		c, err := readClustersFile(o.clusters)
 		if err != nil {
-			return fmt.Errorf("read --clusters: %w", err)
+			return err
 		}
-		defer f.Close()
-		if opts.Clusters, err = generators.ReadClusters(f); err != nil {
-			return fmt.Errorf("read --clusters %s: %w", o.clusters, err)
-		}
+		opts.Clusters = c
 	}
-	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true}) // the user's own machine
+	creds, err := o.creds.source(cmd.Context(), func(ctx context.Context) (*conn, error) { return (&hubOptions{kube: o.kube}).connect(ctx) })
+	if err != nil {
+		return err
+	}
+	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true, Credentials: creds}) // the user's own machine
 	if err != nil {
 		return err
 	}

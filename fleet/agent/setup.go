@@ -1,16 +1,21 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -92,7 +97,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Namespace == "" {
 		o.Namespace = flotillav1.SystemNamespace
 	}
-	creds := git.SecretCredentials{Reader: mgr.GetCache(), Namespace: o.Namespace}
+	var creds git.CredentialSource = git.SecretCredentials{Reader: mgr.GetCache(), Namespace: o.Namespace}
+	if !mayReadSecrets(mgr.GetConfig(), o.Namespace) {
+		// An agent installed by an older chart: anonymous Git, rather than
+		// every fetch waiting on a Secret informer that can never start.
+		mgr.GetLogger().Info("this agent may not list and watch Secrets in its namespace: repositories are read without credentials (upgrade the agent chart to use the hub's)", "namespace", o.Namespace)
+		creds = nil
+	}
 	cache, err := git.New(git.Options{Dir: o.GitCacheDir, Timeout: o.GitTimeout, MaxFileSize: o.MaxFileSize, AllowLoopback: o.AllowLoopbackRepos, Limits: o.GitLimits,
 		Credentials: creds})
 	if err != nil {
@@ -115,4 +126,24 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("set up the agent controller: %w", err)
 	}
 	return mgr.Add(&Heartbeat{Client: mgr.GetClient(), Namespace: o.Namespace, Identity: o.Identity, Version: o.Version, Interval: o.HeartbeatEvery, Duration: o.LeaseDuration})
+}
+
+// mayReadSecrets asks the apiserver whether the agent may list and watch
+// Secrets in its namespace.
+func mayReadSecrets(cfg *rest.Config, namespace string) bool {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return false
+	}
+	for _, verb := range []string{"list", "watch"} {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: namespace, Verb: verb, Resource: "secrets"}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		cancel()
+		if err != nil || !res.Status.Allowed {
+			return false
+		}
+	}
+	return true
 }

@@ -7,8 +7,11 @@ package gitserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -18,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flotilla-dev/flotilla/internal/testca"
 )
 
 // Server is a Git smart-HTTP server bound to 127.0.0.1.
@@ -26,6 +31,9 @@ type Server struct {
 	Root string
 	// URL is the base address, e.g. http://127.0.0.1:34567.
 	URL string
+	// CAPEM is the certificate authority an HTTPS server's certificate
+	// chains to (StartTLSAt); nil for plain HTTP.
+	CAPEM []byte
 
 	work     string
 	srv      *http.Server
@@ -42,7 +50,13 @@ func Start(root, work string) (*Server, error) { return StartAt(root, work, "") 
 
 // StartAt is Start on a given 127.0.0.1 address ("" picks a free port), so
 // a stopped server can come back where its clients expect it.
-func StartAt(root, work, addr string) (*Server, error) {
+func StartAt(root, work, addr string) (*Server, error) { return start(root, work, addr, false) }
+
+// StartTLSAt is StartAt over HTTPS, with a certificate from a fresh test
+// CA (Server.CAPEM).
+func StartTLSAt(root, work, addr string) (*Server, error) { return start(root, work, addr, true) }
+
+func start(root, work, addr string, useTLS bool) (*Server, error) {
 	gitPath, err := exec.LookPath("git")
 	if err != nil {
 		return nil, fmt.Errorf("git is needed to serve repositories: %w", err)
@@ -60,6 +74,14 @@ func StartAt(root, work, addr string) (*Server, error) {
 		return nil, fmt.Errorf("listen on 127.0.0.1: %w", err)
 	}
 	s := &Server{Root: root, work: work, ln: ln, URL: "http://" + ln.Addr().String()}
+	if useTLS {
+		ca, err := testca.New()
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("make a test CA: %w", err)
+		}
+		s.ln, s.URL, s.CAPEM = tls.NewListener(ln, ca.ServerConfig()), "https://"+ln.Addr().String(), ca.PEM
+	}
 	backend := &cgi.Handler{
 		Path: gitPath,
 		Args: []string{"http-backend"},
@@ -84,8 +106,8 @@ func StartAt(root, work, addr string) (*Server, error) {
 			}
 		}
 		backend.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)} // a refused TLS handshake is the client's news
+	go func() { _ = s.srv.Serve(s.ln) }()
 	return s, nil
 }
 

@@ -27,6 +27,18 @@ func New(t testing.TB) *Server {
 	return &Server{s}
 }
 
+// NewTLS is New over HTTPS with a test CA (Server.CAPEM).
+func NewTLS(t testing.TB) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := gitserver.StartTLSAt(filepath.Join(dir, "repos"), filepath.Join(dir, "work"), "")
+	if err != nil {
+		t.Fatalf("gittest: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return &Server{s}
+}
+
 // Repo creates a repository for a test, failing it on error.
 func (s *Server) Repo(t testing.TB, name string) *Repo {
 	t.Helper()

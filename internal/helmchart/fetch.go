@@ -15,6 +15,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -155,7 +157,9 @@ func (f *Fetcher) httpClient(cred *git.Credential, b *budget) (*http.Client, err
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &http.Client{Transport: budgetTransport{next: tr, budget: b}, Timeout: f.opts.Timeout}, nil
+	// A little past the fetch's deadline: Helm's registry client takes no context, so
+	// this stops it, and the deadline, not the client, is what the user hears of.
+	return &http.Client{Transport: budgetTransport{next: tr, budget: b}, Timeout: f.opts.Timeout + time.Second}, nil
 }
 
 // fetchHTTP reads the repository's index.yaml, picks the version, and
@@ -245,6 +249,10 @@ func credentialHint(cred *git.Credential) string {
 	return "check the username and the password or token (flotilla repo add URL ... again to replace them)"
 }
 
+// noCredentialsFile is a path that does not exist: Helm's registry client
+// then has no stored credentials (ours come through the authorizer).
+var noCredentialsFile = filepath.Join(os.TempDir(), "flotilla-no-registry-credentials", "config.json")
+
 // fetchOCI lists the chart's tags (for a range), then pulls it with Helm's
 // registry client, authenticated with our credential only (never a Docker
 // credential store or helper on the agent's machine).
@@ -256,7 +264,7 @@ func (f *Fetcher) fetchOCI(ctx context.Context, hc *http.Client, cred *git.Crede
 		}
 		return auth.Credential{Username: cred.Username, Password: cred.Password}, nil
 	}}
-	opts := []registry.ClientOption{registry.ClientOptHTTPClient(hc), registry.ClientOptAuthorizer(*authorizer), registry.ClientOptCredentialsFile("/dev/null/none")}
+	opts := []registry.ClientOption{registry.ClientOptHTTPClient(hc), registry.ClientOptAuthorizer(*authorizer), registry.ClientOptCredentialsFile(noCredentialsFile)}
 	if host := strings.SplitN(ref, "/", 2)[0]; f.opts.AllowLoopback && isLoopback(host) {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
@@ -335,7 +343,7 @@ func ociErr(repoURL, chart, version string, err error, cred *git.Credential) err
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		return err
-	case strings.Contains(msg, "401") || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "403") || strings.Contains(msg, "denied"):
+	case strings.Contains(msg, "credential not found") || strings.Contains(msg, "401") || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "403") || strings.Contains(msg, "denied"):
 		return fmt.Errorf("%s refused the credentials: %s", git.RedactURL(repoURL), credentialHint(cred))
 	case strings.Contains(msg, "not found") || strings.Contains(msg, "404"):
 		return fmt.Errorf("%w: %s has no chart %s at version %s", ErrNotFound, git.RedactURL(repoURL), chart, version)
