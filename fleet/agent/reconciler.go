@@ -48,6 +48,9 @@ type Reconciler struct {
 	// Charts fetches Helm charts from Helm repositories and OCI registries
 	// (default: anonymous, no loopback).
 	Charts *helmchart.Fetcher
+	// WatchCredentials wakes Applications when the repository credential
+	// Secrets of the namespace change (the agent may watch them).
+	WatchCredentials bool
 	// HookTimeout bounds the wait for one group of Helm hooks (default DefaultHookTimeout).
 	HookTimeout time.Duration
 	// Discovery tells charts the spoke's version and API versions (nil: Helm's defaults).
@@ -99,13 +102,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.applier = &Applier{Client: r.Client}
 	r.record = appliedRecord{Client: r.Client}
 	r.memos = newMemoCache(r.RenderCacheBytes)
-	c, err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("agent").
-		For(&flotillav1.Application{}).
+		For(&flotillav1.Application{})
+	if r.WatchCredentials {
 		// New or rotated repository credentials: fetches that failed are tried again at once.
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.credentialsChanged)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
-		Build(r)
+		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.credentialsChanged))
+	}
+	c, err := b.WithOptions(controller.Options{MaxConcurrentReconciles: 8}).Build(r)
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,
 		Renderer: renderer, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces,
-		RenderCacheBytes: o.RenderCacheBytes, HookTimeout: o.HookTimeout, Discovery: &Discovery{Client: dc},
+		RenderCacheBytes: o.RenderCacheBytes, HookTimeout: o.HookTimeout, WatchCredentials: creds != nil, Discovery: &Discovery{Client: dc},
 		Charts: helmchart.New(helmchart.Options{Credentials: creds, MaxArchiveBytes: o.MaxChartBytes, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos})}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the agent controller: %w", err)

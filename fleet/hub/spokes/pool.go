@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -227,13 +228,15 @@ func (p *Pool) Names() []string {
 	return out
 }
 
-// spokeMapper maps the one kind the hub reads and writes on spokes. The
+// spokeMapper maps the kinds the hub reads and writes on spokes
+// (Applications, and the repository credential Secrets it copies). The
 // default mapper discovers every API group of every spoke: ~150 KiB of
 // heap per cluster, and a discovery round trip per new connection, for
 // kinds the hub never touches.
 func spokeMapper(*rest.Config, *http.Client) (meta.RESTMapper, error) {
-	m := meta.NewDefaultRESTMapper([]schema.GroupVersion{flotillav1.GroupVersion})
+	m := meta.NewDefaultRESTMapper([]schema.GroupVersion{flotillav1.GroupVersion, corev1.SchemeGroupVersion})
 	m.Add(flotillav1.GroupVersion.WithKind("Application"), meta.RESTScopeNamespace)
+	m.Add(corev1.SchemeGroupVersion.WithKind("Secret"), meta.RESTScopeNamespace)
 	return m, nil
 }
 
