@@ -19,6 +19,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
+	"github.com/flotilla-dev/flotilla/internal/helmchart"
 )
 
 func newRepoCommand(s Streams) *cobra.Command {
@@ -30,7 +31,10 @@ func newRepoCommand(s Streams) *cobra.Command {
 flotilla.dev/secret-type=repository in the hub's namespace, with the data
 keys url (a URL prefix: the longest one covering a repoURL wins, same scheme,
 host and port), username with password or token, or sshPrivateKey with
-sshKnownHosts. The hub's git generators use them.`,
+sshKnownHosts, and optionally caBundle (PEM) for a server with a private CA.
+The same Secrets hold Helm repository credentials (https://) and OCI registry
+credentials (oci://HOST, by registry host). The hub's git generators use them,
+and the hub copies to each cluster exactly the ones its Applications need.`,
 	}
 	cmd.AddCommand(newRepoAddCommand(s), newRepoListCommand(s), newRepoRemoveCommand(s))
 	return cmd
@@ -38,7 +42,7 @@ sshKnownHosts. The hub's git generators use them.`,
 
 type repoOptions struct {
 	hubOptions
-	prefix, username, sshKeyFile, knownHostsFile string
+	prefix, username, sshKeyFile, knownHostsFile, caFile, kind string
 	passwordStdin, skipCheck                     bool
 	timeout                                      time.Duration
 	allowLoopback                                bool
@@ -47,11 +51,13 @@ type repoOptions struct {
 func newRepoAddCommand(s Streams) *cobra.Command {
 	o := &repoOptions{}
 	cmd := &cobra.Command{
-		Use:   "add URL (--username U --password-stdin | --ssh-private-key-file F --known-hosts-file K)",
+		Use:   "add URL (--username U --password-stdin | --ssh-private-key-file F --known-hosts-file K) [--ca-file F] [--type git|helm|oci]",
 		Short: "Store credentials for a repository (or a URL prefix), after checking them against the server",
 		Example: `  echo "$TOKEN" | flotilla repo add https://git.example.com/platform/deploy.git --username ci --password-stdin
   flotilla repo add https://git.example.com/platform/deploy.git --prefix https://git.example.com/platform --username ci --password-stdin < token.txt
-  flotilla repo add ssh://git@git.example.com/platform/deploy.git --ssh-private-key-file ~/.ssh/deploy --known-hosts-file known_hosts`,
+  flotilla repo add ssh://git@git.example.com/platform/deploy.git --ssh-private-key-file ~/.ssh/deploy --known-hosts-file known_hosts
+  echo "$PASS" | flotilla repo add https://charts.example.com/stable --type helm --username robot --password-stdin --ca-file ca.pem
+  echo "$PASS" | flotilla repo add oci://registry.example.com/charts --username robot --password-stdin`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.add(cmd.Context(), s, args[0]) },
 	}
@@ -62,6 +68,8 @@ func newRepoAddCommand(s Streams) *cobra.Command {
 	f.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password or token from standard input")
 	f.StringVar(&o.sshKeyFile, "ssh-private-key-file", "", "SSH private key (PEM) for ssh:// and scp-like URLs")
 	f.StringVar(&o.knownHostsFile, "known-hosts-file", "", "known_hosts lines pinning the server's SSH host key")
+	f.StringVar(&o.caFile, "ca-file", "", "PEM certificate authority to trust for this server (a private Git server, Helm repository or registry)")
+	f.StringVar(&o.kind, "type", "", "what URL is: git (default), helm (a Helm repository, checked through its index.yaml) or oci (a registry; the default for oci:// URLs)")
 	f.BoolVar(&o.skipCheck, "skip-check", false, "store without checking against the server (for a server this machine cannot reach)")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long the check may take")
 	f.BoolVar(&o.allowLoopback, "allow-loopback", false, "allow a repository on this machine (127.0.0.1, localhost): for local fleets")
@@ -102,7 +110,34 @@ func (o *repoOptions) credential(in io.Reader, url string) (git.Credential, erro
 	default:
 		return c, fmt.Errorf("give credentials: --username U --password-stdin, or --ssh-private-key-file F --known-hosts-file K")
 	}
+	if o.caFile != "" {
+		ca, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return c, fmt.Errorf("--ca-file: %w", err)
+		}
+		if !strings.Contains(string(ca), "-----BEGIN CERTIFICATE-----") {
+			return c, fmt.Errorf("--ca-file %s holds no PEM certificate", o.caFile)
+		}
+		c.CABundle = string(ca)
+	}
 	return c, nil
+}
+
+// repoKind is what the URL names: git, helm or oci.
+func (o *repoOptions) repoKind(url string) (string, error) {
+	switch {
+	case o.kind == "" && helmchart.IsOCI(url), o.kind == "oci" && helmchart.IsOCI(url):
+		return "oci", nil
+	case o.kind == "oci":
+		return "", fmt.Errorf("--type oci needs an oci:// URL")
+	case helmchart.IsOCI(url):
+		return "", fmt.Errorf("an oci:// URL is a registry: use --type oci (or leave --type out)")
+	case o.kind == "" || o.kind == "git":
+		return "git", nil
+	case o.kind == "helm":
+		return "helm", nil
+	}
+	return "", fmt.Errorf("unknown --type %q: use git, helm or oci", o.kind)
 }
 
 func (o *repoOptions) add(ctx context.Context, s Streams, url string) error {
@@ -116,13 +151,21 @@ func (o *repoOptions) add(ctx context.Context, s Streams, url string) error {
 	if err := git.ValidateURLAllowing(cred.URLPrefix, o.allowLoopback); err != nil {
 		return err
 	}
+	kind, err := o.repoKind(url)
+	if err != nil {
+		return err
+	}
 	hub, err := o.connect(ctx)
 	if err != nil {
 		return err
 	}
 	if !o.skipCheck {
 		fmt.Fprintf(s.ErrOut, "Checking the credentials against %s\n", git.RedactURL(url))
-		if err := git.CheckCredential(ctx, url, cred, o.allowLoopback, o.timeout); err != nil {
+		check := git.CheckCredential
+		if kind != "git" {
+			check = helmchart.CheckCredential
+		}
+		if err := check(ctx, url, cred, o.allowLoopback, o.timeout); err != nil {
 			return fmt.Errorf("%w; nothing was stored", err)
 		}
 	}
@@ -133,7 +176,8 @@ func (o *repoOptions) add(ctx context.Context, s Streams, url string) error {
 			Labels: map[string]string{flotillav1.LabelSecretType: "repository", flotillav1.LabelManagedBy: "flotilla-cli"}},
 		Type: corev1.SecretTypeOpaque,
 		StringData: map[string]string{git.SecretKeyURL: cred.URLPrefix, git.SecretKeyUsername: cred.Username, git.SecretKeyPassword: cred.Password,
-			git.SecretKeySSHPrivateKey: cred.SSHPrivateKey, git.SecretKeySSHKnownHosts: cred.SSHKnownHosts},
+			git.SecretKeySSHPrivateKey: cred.SSHPrivateKey, git.SecretKeySSHKnownHosts: cred.SSHKnownHosts, git.SecretKeyCABundle: cred.CABundle,
+			git.SecretKeyType: kind},
 	}
 	for k, v := range secret.StringData {
 		if v == "" {
@@ -221,9 +265,12 @@ func repoCredentials(ctx context.Context, hub *conn) ([]RepoCredential, error) {
 	}
 	rows := []RepoCredential{}
 	for _, sec := range list.Items {
-		typ := "https"
-		if len(sec.Data[git.SecretKeySSHPrivateKey]) > 0 {
-			typ = "ssh"
+		typ := string(sec.Data[git.SecretKeyType])
+		if typ == "" || typ == "git" {
+			typ = "git (https)"
+			if len(sec.Data[git.SecretKeySSHPrivateKey]) > 0 {
+				typ = "git (ssh)"
+			}
 		}
 		rows = append(rows, RepoCredential{URL: string(sec.Data[git.SecretKeyURL]), Type: typ, Username: string(sec.Data[git.SecretKeyUsername]),
 			Secret: sec.Name, Created: sec.CreationTimestamp})

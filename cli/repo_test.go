@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +16,7 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/gittest"
+	"github.com/flotilla-dev/flotilla/internal/helmtest"
 	"github.com/flotilla-dev/flotilla/internal/testenv"
 )
 
@@ -72,4 +75,57 @@ func TestRepoCredentials(t *testing.T) {
 	assert.Contains(t, mustRun(t, "repo", "remove", srv.URL, "--kubeconfig", kc), "Removed the credentials for "+srv.URL)
 	assert.Empty(t, stored())
 	mustFail(t, "no credentials stored for", "repo", "remove", srv.URL, "--kubeconfig", kc)
+}
+
+// TestRepoAddHelmOCIAndPrivateCA: Helm repositories are checked through
+// their index.yaml, registries through their auth flow, a Git server with
+// a private CA with --ca-file; a wrong password is refused and not stored.
+func TestRepoAddHelmOCIAndPrivateCA(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	require.NoError(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: flotillav1.SystemNamespace}}))
+	kc := env.Kubeconfig(t)
+	charts := helmtest.NewRepo(t)
+	charts.RequireBasicAuth("robot", "helm-s3cret")
+	reg := helmtest.NewRegistry(t, "robot", "oci-s3cret")
+	tlsGit := gittest.NewTLS(t)
+	repo := tlsGit.Repo(t, "private")
+	repo.MustCommit(t, map[string]string{"a.txt": "a"}, "first")
+	tlsGit.RequireBasicAuth("robot", "git-s3cret")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, tlsGit.CAPEM, 0o600))
+
+	for _, tc := range []struct {
+		url, password string
+		args          []string
+	}{
+		{charts.URL, "helm-s3cret", []string{"--type", "helm"}},
+		{reg.URL + "/charts", "oci-s3cret", nil},
+		{repo.URL, "git-s3cret", []string{"--ca-file", caFile}},
+	} {
+		args := append([]string{"repo", "add", tc.url, "--username", "robot", "--password-stdin", "--allow-loopback", "--kubeconfig", kc}, tc.args...)
+		out, errOut, code := runIn(t, "wrong-pass\n", args...)
+		require.Equal(t, 1, code, tc.url+": "+out)
+		assert.Contains(t, errOut, "refused", tc.url)
+		assert.Contains(t, errOut, "nothing was stored", tc.url)
+		assert.NotContains(t, out+errOut, "wrong-pass")
+		out, errOut, code = runIn(t, tc.password+"\n", args...)
+		require.Equal(t, 0, code, tc.url+": "+errOut)
+		assert.NotContains(t, out+errOut, tc.password)
+	}
+	_, errOut, code := runIn(t, "git-s3cret\n", "repo", "add", repo.URL, "--prefix", tlsGit.URL+"/private", "--username", "robot", "--password-stdin", "--allow-loopback", "--kubeconfig", kc)
+	require.Equal(t, 1, code)
+	assert.Contains(t, errOut, "certificate", "without --ca-file the private CA is not trusted")
+
+	list := mustRun(t, "repo", "list", "--kubeconfig", kc)
+	for _, want := range []string{charts.URL, "helm", reg.URL + "/charts", "oci", repo.URL, "git (https)"} {
+		assert.Contains(t, list, want)
+	}
+	var secrets corev1.SecretList
+	require.NoError(t, env.Client.List(ctx, &secrets, client.InNamespace(flotillav1.SystemNamespace)))
+	creds := git.CredentialsFromSecrets(secrets.Items)
+	c, err := creds.Credential(ctx, repo.URL)
+	require.NoError(t, err)
+	require.NotNil(t, c)
+	assert.Equal(t, string(tlsGit.CAPEM), c.CABundle)
 }

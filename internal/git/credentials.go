@@ -100,6 +100,8 @@ const (
 	SecretKeySSHPrivateKey = "sshPrivateKey"
 	SecretKeySSHKnownHosts = "sshKnownHosts"
 	SecretKeyCABundle      = "caBundle"
+	// SecretKeyType says what the URL is, for people: git, helm or oci.
+	SecretKeyType = "type"
 )
 
 // SecretTypeRepository is the value of flotilla.dev/secret-type on a

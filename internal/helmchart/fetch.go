@@ -25,6 +25,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/repo"
+	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"sigs.k8s.io/yaml"
 
@@ -460,4 +461,44 @@ func (b *budgetBody) Read(p []byte) (int, error) {
 		return n, ErrTooLarge
 	}
 	return n, err
+}
+
+// CheckCredential checks cred against a Helm repository (its index.yaml)
+// or, for oci://, a registry (the registry's auth flow), in words that
+// never contain the secret.
+func CheckCredential(ctx context.Context, repoURL string, cred git.Credential, allowLoopback bool, timeout time.Duration) error {
+	f := New(Options{Credentials: git.StaticCredentials{cred}, AllowLoopback: allowLoopback, Timeout: timeout})
+	if err := git.ValidateURLAllowing(repoURL, allowLoopback); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	hc, err := f.httpClient(&cred, &budget{left: f.opts.MaxArchiveBytes})
+	if err != nil {
+		return err
+	}
+	if IsOCI(repoURL) {
+		host := strings.SplitN(strings.TrimPrefix(repoURL, "oci://"), "/", 2)[0]
+		reg, err := remote.NewRegistry(host)
+		if err != nil {
+			return fmt.Errorf("registry %s: %s", host, kube.FirstLine(err))
+		}
+		reg.PlainHTTP = allowLoopback && isLoopback(host)
+		reg.Client = &auth.Client{Client: hc, Credential: auth.StaticCredential(host, auth.Credential{Username: cred.Username, Password: cred.Password})}
+		if err := reg.Ping(ctx); err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s did not answer within %s: check that it is reachable from here", host, f.opts.Timeout)
+			}
+			return ociErr(repoURL, "", "", err, &cred)
+		}
+		return nil
+	}
+	base := strings.TrimSuffix(repoURL, "/") + "/index.yaml"
+	if _, err := get(ctx, hc, &cred, base, repoURL); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%s did not answer within %s: check that it is reachable from here", git.RedactURL(repoURL), f.opts.Timeout)
+		}
+		return err
+	}
+	return nil
 }

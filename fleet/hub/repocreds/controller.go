@@ -39,7 +39,7 @@ const (
 
 // credentialKeys are the data keys copied; nothing else of the hub Secret goes to a spoke.
 var credentialKeys = []string{git.SecretKeyURL, git.SecretKeyUsername, git.SecretKeyPassword, git.SecretKeyToken,
-	git.SecretKeySSHPrivateKey, git.SecretKeySSHKnownHosts, git.SecretKeyCABundle}
+	git.SecretKeySSHPrivateKey, git.SecretKeySSHKnownHosts, git.SecretKeyCABundle, git.SecretKeyType}
 
 // Reconciler copies credentials to one MemberCluster per reconcile.
 type Reconciler struct {
