@@ -249,8 +249,9 @@ Try:
   kubectl --context %s get deployments -A
 
 The sample repository is %s (a working tree: %s).
-Commit there (e.g. change an image tag in apps/guestbook/kustomization.yaml)
-and watch the rollout with 'flotilla status --watch'.
+Commit there (e.g. change an image tag in apps/guestbook/kustomization.yaml,
+or replicas in the Helm chart's apps/hello/values.yaml) and watch the
+rollout with 'flotilla status --watch'.
 
 Stop and delete everything: flotilla sandbox down
 `, st.Kubeconfig, strings.Join(st.Clusters, ", "), st.Kubeconfig, st.Clusters[0], st.RepoURL, st.RepoDir)
@@ -283,7 +284,7 @@ func (o *sandboxOptions) serve(ctx context.Context) error {
 		}
 	}()
 	fmt.Fprintln(progress, "Creating the sample repository and applying the example ApplicationSet")
-	repo, _, err := f.SampleRepo()
+	repo, _, err := f.SandboxRepo()
 	if err != nil {
 		return err
 	}
@@ -291,7 +292,7 @@ func (o *sandboxOptions) serve(ctx context.Context) error {
 	if err := f.ApplyYAML(ctx, "sample-appset", set); err != nil {
 		return err
 	}
-	want := int32(len(spokes) * len(localfleet.SampleApps))
+	want := int32(len(spokes) * (len(localfleet.SampleApps) + 1)) // and the Helm chart
 	fmt.Fprintf(progress, "Waiting for %d Applications to be Healthy\n", want)
 	if err := waitSetHealthy(ctx, f, "default", "sample", want, progress); err != nil {
 		return err

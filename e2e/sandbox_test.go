@@ -34,7 +34,7 @@ func TestSandbox(t *testing.T) {
 		}
 	})
 	out := flotilla("sandbox", "up", "--clusters", "2", "--control-plane-bin", cp, "--bin-dir", bin)
-	for _, want := range []string{"Starting spoke spoke-2", "Waiting for 6 Applications to be Healthy", "The sandbox is up: a hub and 2 clusters.", "contexts: flotilla-hub (current), spoke-1, spoke-2"} {
+	for _, want := range []string{"Starting spoke spoke-2", "Waiting for 8 Applications to be Healthy", "The sandbox is up: a hub and 2 clusters.", "contexts: flotilla-hub (current), spoke-1, spoke-2"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("sandbox up output lacks %q:\n%s", want, out)
 		}
@@ -43,7 +43,7 @@ func TestSandbox(t *testing.T) {
 		t.Fatalf("a second up should find the running sandbox:\n%s", out)
 	}
 	status := flotilla("sandbox", "status")
-	if !regexpMatch(`spoke-2\s+True\s+Ready`, status) || !regexpMatch(`sample\s+2\s+6/6\s+6/6\s+0\s+0\s+0\s+6/6 on [0-9a-f]{7}\s+Healthy`, status) {
+	if !regexpMatch(`spoke-2\s+True\s+Ready`, status) || !regexpMatch(`sample\s+2\s+8/8\s+8/8\s+0\s+0\s+0\s+8/8 on [0-9a-f]{7}\s+Healthy`, status) {
 		t.Fatalf("sandbox status:\n%s", status)
 	}
 	kubeconfig := strings.TrimSpace(flotilla("sandbox", "kubeconfig"))

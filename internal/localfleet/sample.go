@@ -3,6 +3,7 @@ package localfleet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -68,6 +69,54 @@ spec:
       destination: {cluster: '{{ .name }}', namespace: '{{ .path.basename }}'}
       syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
 `, name, namespace, env, repoURL, repoURL)
+}
+
+// SampleChartApp is the sample repository's Helm chart app (apps/hello):
+// the agent renders a directory holding a Chart.yaml with Helm.
+const SampleChartApp = "hello"
+
+// SampleChartFiles is apps/hello: a Helm chart (Deployment + Service)
+// whose replicas and message are values.
+func SampleChartFiles() map[string]string {
+	return map[string]string{
+		"apps/hello/Chart.yaml":  "apiVersion: v2\nname: hello\ndescription: A sample Helm chart, rendered by the agent with the Helm SDK\nversion: 0.1.0\n",
+		"apps/hello/values.yaml": "replicas: 2\nmessage: Hello from Helm\n",
+		"apps/hello/templates/deployment.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: {{ .Release.Name }}, labels: {app: hello}}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers:
+      - name: hello
+        image: registry.example/hello:v1
+        env: [{name: MESSAGE, value: {{ .Values.message | quote }}}]
+        ports: [{containerPort: 8080}]
+`,
+		"apps/hello/templates/service.yaml": `apiVersion: v1
+kind: Service
+metadata: {name: {{ .Release.Name }}}
+spec:
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: 8080}]
+`,
+	}
+}
+
+// SandboxRepo is SampleRepo with the Helm chart app too: what `flotilla
+// sandbox` shows a new user.
+func (f *Fleet) SandboxRepo() (*gitserver.Repo, string, error) {
+	repo, err := f.Git.CreateRepo("fleet")
+	if err != nil {
+		return nil, "", err
+	}
+	files := SampleFiles(SampleApps, "v1")
+	maps.Copy(files, SampleChartFiles())
+	rev, err := repo.Commit(files, "Sample apps at v1, and a Helm chart")
+	return repo, rev, err
 }
 
 // SampleRepo creates the sample repository "fleet" and returns it with its
