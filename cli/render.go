@@ -22,8 +22,6 @@ import (
 
 type renderOptions struct {
 	generateOptions
-	kube    kubeFlags
-	creds   repoCredsFlags
 	cluster string
 	render  agent.RenderOptions
 	chartMB int64
