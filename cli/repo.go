@@ -43,9 +43,9 @@ and the hub copies to each cluster exactly the ones its Applications need.`,
 type repoOptions struct {
 	hubOptions
 	prefix, username, sshKeyFile, knownHostsFile, caFile, kind string
-	passwordStdin, skipCheck                     bool
-	timeout                                      time.Duration
-	allowLoopback                                bool
+	passwordStdin, skipCheck                                   bool
+	timeout                                                    time.Duration
+	allowLoopback                                              bool
 }
 
 func newRepoAddCommand(s Streams) *cobra.Command {

@@ -43,14 +43,14 @@ const (
 	ReasonAwaitingAgent    = "AwaitingAgent"
 
 	// Application on the spoke (Synced; Healthy uses the health status).
-	ReasonSynced         = "Synced"
-	ReasonOutOfSync      = "OutOfSync"
-	ReasonFetchFailed    = "FetchFailed"
-	ReasonRenderFailed   = "RenderFailed"
-	ReasonEmptyRender    = "EmptyRender"
-	ReasonApplyFailed    = "ApplyFailed"
+	ReasonSynced       = "Synced"
+	ReasonOutOfSync    = "OutOfSync"
+	ReasonFetchFailed  = "FetchFailed"
+	ReasonRenderFailed = "RenderFailed"
+	ReasonEmptyRender  = "EmptyRender"
+	ReasonApplyFailed  = "ApplyFailed"
 	// ReasonHookFailed: a Helm hook (pre- or post-sync) failed or did not finish in time.
-	ReasonHookFailed = "HookFailed"
+	ReasonHookFailed     = "HookFailed"
 	ReasonDriftCorrected = "DriftCorrected"
 
 	// MemberCluster (Ready, CredentialsValid, AgentAvailable).
