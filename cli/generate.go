@@ -46,17 +46,53 @@ Nothing is written anywhere.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd, s) },
 	}
+	o.bindOffline(cmd)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "yaml", "output format: yaml, json, table or wide")
+	return cmd
+}
+
+// bindOffline binds the flags of an offline expansion (generate, render).
+func (o *generateOptions) bindOffline(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&o.filename, "filename", "f", "", "ApplicationSet YAML or JSON file ('-' for standard input)")
 	f.StringVar(&o.clusters, "clusters", "", "MemberClusters for the clusters generator (YAML documents or a List)")
-	f.StringVarP(&o.output, "output", "o", "yaml", "output format: yaml, json, table or wide")
 	f.StringVar(&o.gitCache, "git-cache", defaultGitCache(), "directory caching Git repositories")
-	f.DurationVar(&o.gitTimeout, "git-timeout", git.DefaultTimeout, "timeout of each Git operation")
+	f.DurationVar(&o.gitTimeout, "git-timeout", git.DefaultTimeout, "timeout of each Git operation (and chart download)")
 	f.IntVar(&o.maxApps, "max-applications", generators.DefaultMaxParams, "refuse sets that produce more Applications than this")
 	o.kube.bind(f, "", "the hub (for --repo-creds-from-hub)")
 	o.creds.bind(f, true)
 	_ = cmd.MarkFlagRequired("filename")
-	return cmd
+}
+
+// expand reads the set, the clusters and the credentials, and runs the
+// generators offline; it returns the Git cache and credentials it used.
+func (o *generateOptions) expand(ctx context.Context, s Streams) (*flotillav1.ApplicationSet, []*flotillav1.Application, *git.Cache, git.CredentialSource, error) {
+	set, err := readApplicationSet(o.filename, s.In)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	opts := generators.Options{MaxParams: o.maxApps}
+	if o.clusters != "" {
+		c, err := readClustersFile(o.clusters)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		opts.Clusters = c
+	}
+	creds, err := o.creds.source(ctx, func(ctx context.Context) (*conn, error) { return (&hubOptions{kube: o.kube}).connect(ctx) })
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true, Credentials: creds}) // the user's own machine
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	opts.Git = generators.GitCache{Cache: cache}
+	apps, err := generators.New(opts).Applications(ctx, set)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
+	}
+	return set, apps, cache, creds, nil
 }
 
 func defaultGitCache() string {
@@ -72,31 +108,9 @@ func (o *generateOptions) run(cmd *cobra.Command, s Streams) error {
 	default:
 		return fmt.Errorf("unknown output format %q: use yaml, json, table or wide", o.output)
 	}
-	set, err := readApplicationSet(o.filename, s.In)
+	_, apps, _, _, err := o.expand(cmd.Context(), s)
 	if err != nil {
 		return err
-	}
-	opts := generators.Options{MaxParams: o.maxApps}
-	if o.clusters != "" {
-		c, err := readClustersFile(o.clusters)
-		if err != nil {
-			return err
-		}
-		opts.Clusters = c
-	}
-	creds, err := o.creds.source(cmd.Context(), func(ctx context.Context) (*conn, error) { return (&hubOptions{kube: o.kube}).connect(ctx) })
-	if err != nil {
-		return err
-	}
-	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true, Credentials: creds}) // the user's own machine
-	if err != nil {
-		return err
-	}
-	opts.Git = generators.GitCache{Cache: cache}
-
-	apps, err := generators.New(opts).Applications(cmd.Context(), set)
-	if err != nil {
-		return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
 	}
 	return printApplications(s.Out, o.output, apps)
 }

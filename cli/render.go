@@ -47,21 +47,14 @@ Kubernetes version and APIs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), s) },
 	}
+	o.bindOffline(cmd)
 	f := cmd.Flags()
-	o.kube.bind(f, "", "the hub (for --repo-creds-from-hub)")
-	o.creds.bind(f, true)
-	f.StringVarP(&o.filename, "filename", "f", "", "ApplicationSet YAML or JSON file ('-' for standard input)")
-	f.StringVar(&o.clusters, "clusters", "", "MemberClusters for the clusters generator (YAML documents or a List)")
 	f.StringVar(&o.cluster, "cluster", "", "render only the Applications for this cluster")
 	f.StringVarP(&o.output, "output", "o", "yaml", "yaml, or dir=PATH: one file per Application, PATH/CLUSTER/APPLICATION.yaml")
-	f.StringVar(&o.gitCache, "git-cache", defaultGitCache(), "directory caching Git repositories")
-	f.DurationVar(&o.gitTimeout, "git-timeout", git.DefaultTimeout, "timeout of each Git operation and chart download")
-	f.IntVar(&o.maxApps, "max-applications", generators.DefaultMaxParams, "refuse sets that produce more Applications than this")
 	f.Int64Var(&o.render.MaxTotalSize, "max-render-bytes", agent.DefaultMaxTotalSize, "most bytes loaded from one repository for a render (as the agent's flag)")
 	f.IntVar(&o.render.MaxObjects, "max-objects", agent.DefaultMaxObjects, "most objects one Application may render (as the agent's flag)")
 	f.BoolVar(&o.render.AllowRemoteBases, "allow-remote-bases", false, "let kustomizations reference remote bases (as the agent's flag)")
 	f.Int64Var(&o.chartMB, "max-chart-bytes", helmchart.DefaultMaxArchiveBytes, "largest chart archive fetched (as the agent's flag)")
-	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
 
@@ -70,30 +63,9 @@ func (o *renderOptions) run(ctx context.Context, s Streams) error {
 	if o.output != "yaml" && (!toDir || dir == "") {
 		return fmt.Errorf("unknown output %q: use yaml or dir=PATH", o.output)
 	}
-	set, err := readApplicationSet(o.filename, s.In)
+	set, apps, cache, creds, err := o.expand(ctx, s)
 	if err != nil {
 		return err
-	}
-	creds, err := o.creds.source(ctx, func(ctx context.Context) (*conn, error) { return (&hubOptions{kube: o.kube}).connect(ctx) })
-	if err != nil {
-		return err
-	}
-	opts := generators.Options{MaxParams: o.maxApps}
-	if o.clusters != "" {
-		c, err := readClustersFile(o.clusters)
-		if err != nil {
-			return err
-		}
-		opts.Clusters = c
-	}
-	cache, err := git.New(git.Options{Dir: o.gitCache, Timeout: o.gitTimeout, AllowLoopback: true, Credentials: creds}) // the user's own machine
-	if err != nil {
-		return err
-	}
-	opts.Git = generators.GitCache{Cache: cache}
-	apps, err := generators.New(opts).Applications(ctx, set)
-	if err != nil {
-		return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
 	}
 	charts := helmchart.New(helmchart.Options{Credentials: creds, MaxArchiveBytes: o.chartMB, Timeout: o.gitTimeout, AllowLoopback: true})
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
@@ -104,7 +76,7 @@ func (o *renderOptions) run(ctx context.Context, s Streams) error {
 		}
 		objs, err := RenderApplication(ctx, cache, charts, app, agent.Capabilities{}, o.render)
 		if err != nil {
-			return fmt.Errorf("Application %s (cluster %s): %w", app.Name, app.Spec.Destination.Cluster, err)
+			return fmt.Errorf("render of Application %s (cluster %s): %w", app.Name, app.Spec.Destination.Cluster, err)
 		}
 		if toDir {
 			err = writeRenderFile(dir, app, objs)

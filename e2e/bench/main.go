@@ -43,7 +43,7 @@ func main() {
 	hubEnv := flag.String("hub-env", "", "extra flotilla-hub environment for the fan-out runs (space-separated KEY=VALUE), to try settings")
 	hubArgs := flag.String("hub-args", "", "extra flotilla-hub flags for the fan-out runs (space-separated), to try settings")
 	fanout := flag.String("fanout", "", "fan-out sizes to run instead of the mode's (comma-separated CLUSTERSxAPPS, e.g. 100x20)")
-	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent); the report is written to -out")
+	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent,sources); the report is written to -out")
 	flag.Parse()
 	c.hubArgs, c.hubEnv = strings.Fields(*hubArgs), strings.Fields(*hubEnv)
 	*keepWork = *keep
@@ -159,12 +159,27 @@ func run(c config) error {
 		if !c.want("agent") {
 			break
 		}
-		res, err := benchAgent(ctx, c, n, 10)
+		res, err := benchAgent(ctx, c, n, 10, false)
 		if err != nil {
 			r.fail(fmt.Sprintf("agent %d×10", n), err)
 			continue
 		}
 		r.agent = append(r.agent, res)
+	}
+	if c.want("sources") {
+		logf("6/6 sources: render time per Application (Kustomize, Helm) and an agent with Helm Applications")
+		if r.render, err = benchRender(ctx, c); err != nil {
+			r.fail("render time", err)
+		}
+		n := 100
+		if c.quick {
+			n = 20
+		}
+		if res, err := benchAgent(ctx, c, n, 10, true); err != nil {
+			r.fail(fmt.Sprintf("agent %d Helm Applications", n), err)
+		} else {
+			r.helmAgent = res
+		}
 	}
 	r.took = time.Since(start)
 	r.machine = machine()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -285,15 +286,16 @@ func replaceOnce(s, old, new string) string {
 
 type agentResult struct {
 	apps, objects    int
+	helm             bool // each Application a Helm chart rendering the objects
 	wall             time.Duration
 	cpu, peakRSS     float64
 	idleCPUPerMinute float64
 }
 
 // benchAgent: apps Applications × objects ConfigMaps into one apiserver,
-// synced by a fresh agent.
-func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult, error) {
-	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, fmt.Sprintf("agent-%d", apps)), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+// synced by a fresh agent; with helm, each Application is a chart.
+func benchAgent(ctx context.Context, c config, apps, objects int, helm bool) (*agentResult, error) {
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, fmt.Sprintf("agent-%d-%t", apps, helm)), Spokes: []string{"spoke-1"}, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
 	if err != nil {
 		return nil, err
 	}
@@ -304,9 +306,12 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 	}
 	files := map[string]string{}
 	for a := range apps {
-		for o := range objects {
-			files[fmt.Sprintf("apps/app-%03d/cm-%02d.yaml", a, o)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%02d}\ndata: {app: \"%d\", n: \"%d\"}\n", o, a, o)
+		dir := fmt.Sprintf("apps/app-%03d", a)
+		if helm {
+			maps.Copy(files, benchChart(dir, a, objects))
+			continue
 		}
+		maps.Copy(files, benchPlain(dir, a, objects))
 	}
 	rev, err := repo.Commit(files, "objects")
 	if err != nil {
@@ -350,7 +355,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 	}); err != nil {
 		return nil, err
 	}
-	res := &agentResult{apps: apps, objects: objects, wall: time.Since(start)}
+	res := &agentResult{apps: apps, objects: objects, helm: helm, wall: time.Since(start)}
 	synced, err := procstat.Read(agent.Pid())
 	if err != nil {
 		return nil, err
@@ -367,7 +372,7 @@ func benchAgent(ctx context.Context, c config, apps, objects int) (*agentResult,
 	res.cpu = synced.CPUSeconds - base.CPUSeconds
 	res.idleCPUPerMinute = (end.CPUSeconds - synced.CPUSeconds) / idle.Minutes()
 	res.peakRSS = end.PeakRSSMiB
-	logf("  %d×%d: %s, %.1f CPU s, peak RSS %.0f MiB, idle %.2f CPU s/min", apps, objects, res.wall.Round(10*time.Millisecond), res.cpu, res.peakRSS, res.idleCPUPerMinute)
+	logf("  %d×%d (helm %t): %s, %.1f CPU s, peak RSS %.0f MiB, idle %.2f CPU s/min", apps, objects, helm, res.wall.Round(10*time.Millisecond), res.cpu, res.peakRSS, res.idleCPUPerMinute)
 	return res, nil
 }
 

@@ -23,6 +23,8 @@ type report struct {
 	gitPollSynced        []time.Duration
 	gitRefreshSynced     []time.Duration
 	agent                []*agentResult
+	render               []renderResult
+	helmAgent            *agentResult
 	gitClusters, gitApps int
 	failures             []string
 }
@@ -224,9 +226,27 @@ func (r *report) write(c config) error {
 	w("")
 	w("%s", r.agentGrowth())
 	w("")
-	w("## What was changed to get here")
-	w("")
-	w("See [docs/bench/CHANGES.md](docs/bench/CHANGES.md): what each profile showed and what each change bought.")
+	if len(r.render) > 0 || r.helmAgent != nil {
+		w("## 6. Sources: render time, and an agent of Helm Applications")
+		w("")
+		w("One Application of 10 ConfigMaps, rendered %d times from the agent's Git cache: in the agent's process (`agent.RenderSource`) and through the render sandbox (`flotilla-agent render`, a child process per render, as the agent runs by default).", renderReps(r.quick))
+		w("")
+		w("| source | in process p50 | p90 | sandboxed p50 | p90 |")
+		w("|---|---|---|---|---|")
+		for _, rr := range r.render {
+			w("| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms |", rr.kind, rr.inProcessP50, rr.inProcessP90, rr.sandboxP50, rr.sandboxP90)
+		}
+		if a := r.helmAgent; a != nil {
+			w("")
+			w("A fresh flotilla-agent syncs %d Helm Applications (a chart in Git rendering %d ConfigMaps each): %.1f s to all Synced and Healthy, %.1f CPU s, **peak RSS %.0f MiB**, idle %.2f CPU s per minute.", a.apps, a.objects, a.wall.Seconds(), a.cpu, a.peakRSS, a.idleCPUPerMinute)
+		}
+		w("")
+	}
+	if c.only == nil { // a partial report (-only) lives elsewhere; the link is the full report's
+		w("## What was changed to get here")
+		w("")
+		w("See [docs/bench/CHANGES.md](docs/bench/CHANGES.md): what each profile showed and what each change bought.")
+	}
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
 }
 

@@ -205,7 +205,7 @@ func (r *Reconciler) postSync(ctx context.Context, s *syncState) (bool, error) {
 		s.out.syncStatus = flotillav1.SyncStatusOutOfSync
 		s.out.syncErr = err.Error()
 		s.out.synced = metav1.Condition{Type: flotillav1.ConditionSynced, Status: metav1.ConditionFalse, Reason: flotillav1.ReasonHookFailed, Message: err.Error()}
-		return true, nil
+		return true, nil //nolint:nilerr // a failed hook is the Application's news (its status), not the reconcile's error
 	}
 	s.memo.postHooksDone = true
 	return false, nil

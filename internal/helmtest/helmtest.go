@@ -71,22 +71,53 @@ func Package(t testing.TB, c Chart) []byte {
 	return raw
 }
 
-// Repo is a Helm HTTP repository.
-type Repo struct {
-	URL string
-
+// gate makes a server demand basic auth and answer late, as set.
+type gate struct {
 	mu                 sync.Mutex
-	index              *repo.IndexFile
-	archives           map[string][]byte
 	username, password string
 	delay              time.Duration
-	requests           []string
+	unauthorized       string // the 401 body
 }
 
-// NewRepo serves an empty repository until the test ends.
-func NewRepo(t testing.TB) *Repo {
-	r := &Repo{index: repo.NewIndexFile(), archives: map[string][]byte{}}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+// RequireBasicAuth makes the server demand these credentials.
+func (g *gate) RequireBasicAuth(username, password string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.username, g.password = username, password
+}
+
+// Delay makes every answer wait (for timeouts).
+func (g *gate) Delay(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.delay = d
+}
+
+// pass waits the delay and checks the credentials; false means it answered.
+func (g *gate) pass(w http.ResponseWriter, req *http.Request) bool {
+	g.mu.Lock()
+	user, pass, delay := g.username, g.password, g.delay
+	g.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-req.Context().Done():
+			return false
+		}
+	}
+	if user != "" {
+		if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, g.unauthorized, http.StatusUnauthorized)
+			return false
+		}
+	}
+	return true
+}
+
+// serveLoopback serves h on 127.0.0.1 until the test ends; it returns the URL.
+func serveLoopback(t testing.TB, h http.HandlerFunc) string {
+	srv := httptest.NewUnstartedServer(h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("helmtest: %v", err)
@@ -94,7 +125,24 @@ func NewRepo(t testing.TB) *Repo {
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	r.URL = srv.URL
+	return srv.URL
+}
+
+// Repo is a Helm HTTP repository.
+type Repo struct {
+	gate
+	URL string
+
+	mu       sync.Mutex
+	index    *repo.IndexFile
+	archives map[string][]byte
+	requests []string
+}
+
+// NewRepo serves an empty repository until the test ends.
+func NewRepo(t testing.TB) *Repo {
+	r := &Repo{index: repo.NewIndexFile(), archives: map[string][]byte{}, gate: gate{unauthorized: "authentication required"}}
+	r.URL = serveLoopback(t, r.serve)
 	return r
 }
 
@@ -113,20 +161,6 @@ func (r *Repo) Add(t testing.TB, c Chart, archive []byte) {
 	r.archives["/"+file] = archive
 }
 
-// RequireBasicAuth makes the repository demand these credentials.
-func (r *Repo) RequireBasicAuth(username, password string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.username, r.password = username, password
-}
-
-// Delay makes every answer wait (for timeouts).
-func (r *Repo) Delay(d time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.delay = d
-}
-
 // Requests are the paths asked for so far.
 func (r *Repo) Requests() []string {
 	r.mu.Lock()
@@ -136,22 +170,10 @@ func (r *Repo) Requests() []string {
 
 func (r *Repo) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
-	user, pass, delay := r.username, r.password, r.delay
 	r.requests = append(r.requests, req.URL.Path)
 	r.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-req.Context().Done():
-			return
-		}
-	}
-	if user != "" {
-		if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="charts"`)
-			http.Error(w, "authentication required", http.StatusUnauthorized)
-			return
-		}
+	if !r.pass(w, req) {
+		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -173,56 +195,24 @@ func (r *Repo) serve(w http.ResponseWriter, req *http.Request) {
 
 // Registry is an OCI registry.
 type Registry struct {
+	gate
 	// Host is host:port; URL is oci://Host.
 	Host, URL string
-
-	mu                 sync.Mutex
-	username, password string
-	delay              time.Duration
 }
 
 // NewRegistry serves an empty registry until the test ends; with a
 // username it demands basic auth for everything.
 func NewRegistry(t testing.TB, username, password string) *Registry {
-	reg := &Registry{username: username, password: password}
-	inner := ggcrregistry.New(ggcrregistry.Logger(nopLogger()))
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		reg.mu.Lock()
-		user, pass, delay := reg.username, reg.password, reg.delay
-		reg.mu.Unlock()
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
-			case <-req.Context().Done():
-				return
-			}
+	reg := &Registry{gate: gate{username: username, password: password, unauthorized: `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`}}
+	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	url := serveLoopback(t, func(w http.ResponseWriter, req *http.Request) {
+		if reg.pass(w, req) {
+			inner.ServeHTTP(w, req)
 		}
-		if user != "" {
-			if u, p, ok := req.BasicAuth(); !ok || u != user || p != pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="registry"`)
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
-				return
-			}
-		}
-		inner.ServeHTTP(w, req)
-	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("helmtest: %v", err)
-	}
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	reg.Host = strings.TrimPrefix(srv.URL, "http://")
+	})
+	reg.Host = strings.TrimPrefix(url, "http://")
 	reg.URL = "oci://" + reg.Host
 	return reg
-}
-
-// Delay makes every answer wait (for timeouts).
-func (reg *Registry) Delay(d time.Duration) {
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	reg.delay = d
 }
 
 // Push pushes a packaged chart to Host/path/name:version with Helm's registry client.
@@ -241,5 +231,3 @@ func (reg *Registry) Push(t testing.TB, path string, c Chart, archive []byte) {
 		t.Fatalf("helmtest: push %s: %v", ref, err)
 	}
 }
-
-func nopLogger() *log.Logger { return log.New(io.Discard, "", 0) }
