@@ -160,15 +160,21 @@ func healthOf(a *flotillav1.Application) flotillav1.HealthStatusCode {
 	return a.Status.Health.Status
 }
 
-func setLink(ns, name string) string { return "/sets/" + url.PathEscape(ns) + "/" + url.PathEscape(name) }
-func appLink(ns, name string) string { return "/apps/" + url.PathEscape(ns) + "/" + url.PathEscape(name) }
+func setLink(ns, name string) string {
+	return "/sets/" + url.PathEscape(ns) + "/" + url.PathEscape(name)
+}
+func appLink(ns, name string) string {
+	return "/apps/" + url.PathEscape(ns) + "/" + url.PathEscape(name)
+}
 
 type appRow struct {
 	Name, Link, Cluster, ClusterLink, Health, Sync, Revision, Message, LastSync string
 }
 
 func appRows(apps []flotillav1.Application) ([]appRow, int) {
-	slices.SortFunc(apps, func(a, b flotillav1.Application) int { return compareKeys(a.Spec.Destination.Cluster, a.Name, b.Spec.Destination.Cluster, b.Name) })
+	slices.SortFunc(apps, func(a, b flotillav1.Application) int {
+		return compareKeys(a.Spec.Destination.Cluster, a.Name, b.Spec.Destination.Cluster, b.Name)
+	})
 	cut := 0
 	if len(apps) > MaxAppRows {
 		cut = len(apps) - MaxAppRows
