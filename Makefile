@@ -61,8 +61,13 @@ test: testbin ## Unit, envtest and e2e tests against real control planes
 	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) test -timeout $(GO_TEST_TIMEOUT) $(TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 	$(MAKE) --no-print-directory e2e
 
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser tests (when missing)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
+
 .PHONY: e2e
-e2e: testbin ## End-to-end scenarios: a hub and spokes (real control planes), Git, flotilla-hub and flotilla-agent processes
+e2e: testbin chromium ## End-to-end scenarios: a hub and spokes (real control planes), Git, flotilla-hub and flotilla-agent processes
 	KUBEBUILDER_ASSETS="$$(hack/testbin.sh 2>/dev/null)" $(GO) test -timeout $(GO_TEST_TIMEOUT) -count=1 -v $(TEST_FLAGS) ./e2e/...
 
 BENCH ?= full
@@ -78,6 +83,8 @@ demo: build testbin ## Start a local fleet (hub + 3 clusters, Git, hub and agent
 	bin/flotilla sandbox up --clusters $(SANDBOX_CLUSTERS) --control-plane-bin "$$(hack/testbin.sh 2>/dev/null)" --bin-dir bin
 	@echo; echo '$$ flotilla status'
 	@bin/flotilla status --kubeconfig "$$(bin/flotilla sandbox kubeconfig)"
+	@echo; echo 'The fleet in your browser (live):'
+	@echo "  bin/flotilla dashboard --kubeconfig $$(bin/flotilla sandbox kubeconfig) --open"
 	@echo; echo '$$ flotilla status sample'
 	@bin/flotilla status sample --kubeconfig "$$(bin/flotilla sandbox kubeconfig)"
 	@echo; echo 'Stop it with: bin/flotilla sandbox down'

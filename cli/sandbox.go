@@ -246,6 +246,7 @@ Try:
   flotilla status                      # every ApplicationSet's rollout
   flotilla status sample               # one row per cluster and app
   flotilla cluster list
+  flotilla dashboard --open            # the fleet in your browser, live
   kubectl --context %s get deployments -A
 
 The sample repository is %s (a working tree: %s).

@@ -43,7 +43,7 @@ func main() {
 	hubEnv := flag.String("hub-env", "", "extra flotilla-hub environment for the fan-out runs (space-separated KEY=VALUE), to try settings")
 	hubArgs := flag.String("hub-args", "", "extra flotilla-hub flags for the fan-out runs (space-separated), to try settings")
 	fanout := flag.String("fanout", "", "fan-out sizes to run instead of the mode's (comma-separated CLUSTERSxAPPS, e.g. 100x20)")
-	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent,sources); the report is written to -out")
+	only := flag.String("only", "", "run only these measures (comma-separated: generator,fanout,add,git,agent,sources,dashboard); the report is written to -out")
 	flag.Parse()
 	c.hubArgs, c.hubEnv = strings.Fields(*hubArgs), strings.Fields(*hubEnv)
 	*keepWork = *keep
@@ -179,6 +179,16 @@ func run(c config) error {
 			r.fail(fmt.Sprintf("agent %d Helm Applications", n), err)
 		} else {
 			r.helmAgent = res
+		}
+	}
+	if c.want("dashboard") {
+		logf("7/7 dashboard: the Fleet page at 10,000 Applications")
+		clusters, sets := 100, 100
+		if c.quick {
+			clusters, sets = 20, 10
+		}
+		if r.dashboard, err = benchDashboard(ctx, c, clusters, sets); err != nil {
+			r.fail("dashboard", err)
 		}
 	}
 	r.took = time.Since(start)

@@ -25,6 +25,7 @@ type report struct {
 	agent                []*agentResult
 	render               []renderResult
 	helmAgent            *agentResult
+	dashboard            *dashboardResult
 	gitClusters, gitApps int
 	failures             []string
 }
@@ -240,6 +241,20 @@ func (r *report) write(c config) error {
 			w("")
 			w("A fresh flotilla-agent syncs %d Helm Applications (a chart in Git rendering %d ConfigMaps each): %.1f s to all Synced and Healthy, %.1f CPU s, **peak RSS %.0f MiB**, idle %.2f CPU s per minute.", a.apps, a.objects, a.wall.Seconds(), a.cpu, a.peakRSS, a.idleCPUPerMinute)
 		}
+		w("")
+	}
+	if d := r.dashboard; d != nil {
+		w("## 7. Dashboard")
+		w("")
+		w("%d Applications of %d sets on %d clusters (objects with statuses in a fresh hub apiserver, no controller running); `fleet/dashboard` in process with an admin identity, Chromium headless on the same machine.", d.apps, d.sets, d.clusters)
+		w("")
+		w("| measure | result |")
+		w("|---|---|")
+		w("| first read of the fleet (the view's watches start and sync) | %s |", d.firstRead.Round(time.Millisecond))
+		w("| Fleet page, server time (20 GETs) | p50 %.0f ms, p90 %.0f ms |", d.serverP50, d.serverP90)
+		w("| Fleet page size (25 sets × %d cells) | %d KiB |", d.clusters, d.pageBytes>>10)
+		w("| Chromium first contentful paint (10 loads) | p50 %.0f ms |", d.paintP50)
+		w("| Chromium load event end | p50 %.0f ms, p90 %.0f ms |", d.loadP50, d.loadP90)
 		w("")
 	}
 	if c.only == nil { // a partial report (-only) lives elsewhere; the link is the full report's

@@ -126,12 +126,9 @@ func buildFleet(s *snapshot, q url.Values) *fleetPage {
 	for i := range rows {
 		cells := make([]cell, len(cols))
 		for _, a := range bySet[rows[i].Namespace+"/"+rows[i].Name] {
-			j, ok := colIndex[a.Spec.Destination.Cluster]
-			if !ok {
-				continue
+			if j, ok := colIndex[a.Spec.Destination.Cluster]; ok {
+				cells[j].add(&a)
 			}
-			cells[j] = cell{Present: true, Health: string(healthOf(&a)), Sync: string(a.Status.Sync.Status), Revision: git.ShortSHA(a.Status.Sync.Revision),
-				Message: a.Name + ": " + a.Status.Health.Message, Link: appLink(a.Namespace, a.Name)}
 		}
 		rows[i].Cells = cells
 	}
@@ -152,6 +149,32 @@ func buildFleet(s *snapshot, q url.Values) *fleetPage {
 	}
 	return p
 }
+
+// add puts one more of the set's Applications on this cluster into the
+// cell: the worst health shows (and links to that Application), any one
+// out of sync marks the cell, and the message lists each Application.
+func (c *cell) add(a *flotillav1.Application) {
+	h := string(healthOf(a))
+	line := a.Name + ": " + h
+	if msg := a.Status.Health.Message; msg != "" && h != string(flotillav1.HealthHealthy) {
+		line += " — " + msg
+	}
+	if !c.Present || worse(h, c.Health) {
+		c.Health, c.Revision, c.Link = h, git.ShortSHA(a.Status.Sync.Revision), appLink(a.Namespace, a.Name)
+	}
+	if !c.Present || a.Status.Sync.Status != flotillav1.SyncStatusSynced {
+		c.Sync = string(a.Status.Sync.Status)
+	}
+	if c.Message != "" {
+		line = c.Message + "\n" + line
+	}
+	c.Message, c.Present = line, true
+}
+
+// severity orders healths for a cell: the worst shows.
+var severity = map[string]int{"Healthy": 0, "Suspended": 1, "Progressing": 2, "Missing": 3, "Unknown": 4, "Degraded": 5}
+
+func worse(a, b string) bool { return severity[a] > severity[b] }
 
 func healthOf(a *flotillav1.Application) flotillav1.HealthStatusCode {
 	if a.Status.Health.Status == "" {
