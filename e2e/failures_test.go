@@ -73,6 +73,18 @@ func leavesHealthy(t *testing.T, f *localfleet.Fleet, cluster, reason, says stri
 	return took
 }
 
+// setHealthy waits for the set's own Healthy condition and summary to
+// follow its Applications (the status controller writes at most once a
+// second): a failure is then seen from a current condition, not a stale one.
+func setHealthy(t *testing.T, f *localfleet.Fleet, name string, want int32) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the set's own status Healthy", func() (bool, string) {
+		st := setStatus(t, f, "default", name)
+		c := conditionOf(st.Conditions, flotillav1.ConditionHealthy)
+		return c.Status == metav1.ConditionTrue && st.Summary.Healthy == want, fmt.Sprintf("%s %s, %d healthy", c.Status, c.Message, st.Summary.Healthy)
+	})
+}
+
 // TestSpokeAPIServerKilled: an agent that dies and a spoke apiserver that
 // dies each turn their Applications Unknown (never a stale Healthy) within
 // the agent's Lease duration plus 5 s, and `flotilla status` says why; each
@@ -84,12 +96,14 @@ func TestSpokeAPIServerKilled(t *testing.T) {
 	check(t, err)
 	check(t, f.ApplyYAML(ctx, "fleet", listSet("fleet", repo.URL, []string{"spoke-1", "spoke-2"}, threeApps, "")))
 	eventually(t, 2*time.Minute, "v1 everywhere", func() (bool, string) { return allHealthyAt(t, f, "default", "fleet", 6, rev1) })
+	setHealthy(t, f, "fleet", 6)
 
 	check(t, f.Spokes["spoke-1"].Agent.Kill())
 	took := leavesHealthy(t, f, "spoke-1", flotillav1.ReasonAgentUnavailable, "last agent heartbeat at")
 	t.Logf("the set left Healthy %s after spoke-1's agent died (Lease %s)", took.Round(10*time.Millisecond), localfleet.AgentLeaseDuration)
 	check(t, f.StartAgent("spoke-1"))
 	eventually(t, time.Minute, "Healthy again once the agent is back", func() (bool, string) { return allHealthyAt(t, f, "default", "fleet", 6, rev1) })
+	setHealthy(t, f, "fleet", 6)
 
 	check(t, f.Spokes["spoke-2"].APIServer.Kill())
 	took = leavesHealthy(t, f, "spoke-2", flotillav1.ReasonClusterUnreachable, "no report since")
