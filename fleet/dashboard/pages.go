@@ -119,7 +119,9 @@ func buildFleet(s *snapshot, q url.Values) *fleetPage {
 	}
 	p.Shown = len(rows)
 	p.Pages = max(1, (len(rows)+SetsPerPage-1)/SetsPerPage)
-	fmt.Sscan(q.Get("page"), &p.Page)
+	if _, err := fmt.Sscan(q.Get("page"), &p.Page); err != nil {
+		p.Page = 1
+	}
 	p.Page = min(max(p.Page, 1), p.Pages)
 	start := (p.Page - 1) * SetsPerPage
 	rows = rows[start:min(start+SetsPerPage, len(rows))]
@@ -192,6 +194,7 @@ func appLink(ns, name string) string {
 
 type appRow struct {
 	Name, Link, Cluster, ClusterLink, Health, Sync, Revision, Message, LastSync string
+	DriftCorrections                                                            int64
 }
 
 func appRows(apps []flotillav1.Application) ([]appRow, int) {
@@ -213,7 +216,7 @@ func appRows(apps []flotillav1.Application) ([]appRow, int) {
 			msg = c.Message
 		}
 		rows = append(rows, appRow{Name: a.Name, Link: appLink(a.Namespace, a.Name), Cluster: a.Spec.Destination.Cluster, ClusterLink: "/clusters/" + url.PathEscape(a.Spec.Destination.Cluster),
-			Health: string(healthOf(&a)), Sync: string(a.Status.Sync.Status), Revision: git.ShortSHA(a.Status.Sync.Revision), Message: msg, LastSync: ago(a.Status.LastSyncTime)})
+			Health: string(healthOf(&a)), Sync: string(a.Status.Sync.Status), Revision: git.ShortSHA(a.Status.Sync.Revision), Message: msg, LastSync: ago(a.Status.LastSyncTime), DriftCorrections: a.Status.DriftCorrections})
 	}
 	return rows, cut
 }

@@ -71,7 +71,11 @@ func TestHubMode(t *testing.T) {
 	go func() { _ = srv.Serve(ctx, ln) }()
 	base := "http://" + ln.Addr().String()
 	noRedirect := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(path, tok string, hdr ...string) (*http.Response, string) {
+	type answer struct {
+		StatusCode int
+		Header     http.Header
+	}
+	get := func(path, tok string, hdr ...string) (answer, string) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		require.NoError(t, err)
 		if tok != "" {
@@ -84,7 +88,7 @@ func TestHubMode(t *testing.T) {
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
+		return answer{resp.StatusCode, resp.Header}, string(body)
 	}
 
 	resp, _ := get("/", "")
@@ -111,7 +115,7 @@ func TestHubMode(t *testing.T) {
 	assert.NotContains(t, body, "<script>", "no inline script")
 
 	// Login: same-origin only; the cookie is HttpOnly and SameSite=Strict.
-	post := func(origin, tok string) *http.Response {
+	post := func(origin, tok string) (int, []*http.Cookie) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/login", strings.NewReader(url.Values{"token": {tok}}.Encode()))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -120,16 +124,19 @@ func TestHubMode(t *testing.T) {
 		}
 		resp, err := noRedirect.Do(req)
 		require.NoError(t, err)
-		resp.Body.Close()
-		return resp
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Cookies()
 	}
-	assert.Equal(t, http.StatusForbidden, post("https://evil.example", alice).StatusCode, "cross-site login")
-	assert.Equal(t, http.StatusForbidden, post("", alice).StatusCode, "login without Origin or Referer")
-	assert.Equal(t, http.StatusUnauthorized, post(base, "garbage-token").StatusCode)
-	resp = post(base, alice)
-	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	code, _ := post("https://evil.example", alice)
+	assert.Equal(t, http.StatusForbidden, code, "cross-site login")
+	code, _ = post("", alice)
+	assert.Equal(t, http.StatusForbidden, code, "login without Origin or Referer")
+	code, _ = post(base, "garbage-token")
+	assert.Equal(t, http.StatusUnauthorized, code)
+	code, cookies := post(base, alice)
+	require.Equal(t, http.StatusSeeOther, code)
 	var cookie *http.Cookie
-	for _, ck := range resp.Cookies() {
+	for _, ck := range cookies {
 		if ck.Name == dashboard.CookieName {
 			cookie = ck
 		}
@@ -140,11 +147,11 @@ func TestHubMode(t *testing.T) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
 	require.NoError(t, err)
 	req.AddCookie(cookie)
-	resp, err = noRedirect.Do(req)
+	withCookie, err := noRedirect.Do(req)
 	require.NoError(t, err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	b, _ := io.ReadAll(withCookie.Body)
+	withCookie.Body.Close()
+	assert.Equal(t, http.StatusOK, withCookie.StatusCode)
 	assert.Contains(t, string(b), "team-a/alpha", "the cookie carries the session")
 
 	resp, _ = get("/static/layout.html", alice)
