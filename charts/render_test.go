@@ -71,6 +71,8 @@ func TestRenderCharts(t *testing.T) {
 				"CustomResourceDefinition/memberclusters.flotilla.dev", "ClusterRole/flotilla-hub", "ClusterRoleBinding/flotilla-hub", "Role/flotilla-hub", "RoleBinding/flotilla-hub",
 				"Service/flotilla-dashboard", "Deployment/flotilla-hub", "Ingress/flotilla-dashboard"},
 			args: []string{"--dashboard-bind-address=:8090", "--dashboard-secure-cookies=true"}, replicas: 1, image: "ghcr.io/flotilla-dev/flotilla-hub:0.1.0"},
+		{name: "hub with webhooks", chart: charts.Hub, values: map[string]any{"webhook": map[string]any{"enabled": true}},
+			args: []string{"--webhook-bind-address=:8091"}, replicas: 1, image: "ghcr.io/flotilla-dev/flotilla-hub:0.1.0"},
 		{name: "hub without deployment", chart: charts.Hub, values: map[string]any{"deployment": map[string]any{"create": false}},
 			want: []string{"ServiceAccount/flotilla-hub", "CustomResourceDefinition/applications.flotilla.dev", "CustomResourceDefinition/applicationsets.flotilla.dev",
 				"CustomResourceDefinition/memberclusters.flotilla.dev", "ClusterRole/flotilla-hub", "ClusterRoleBinding/flotilla-hub", "Role/flotilla-hub", "RoleBinding/flotilla-hub"}},

@@ -3,13 +3,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -18,6 +21,7 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/dashboard"
 	"github.com/flotilla-dev/flotilla/fleet/hub"
+	"github.com/flotilla-dev/flotilla/fleet/hub/webhook"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
 	"github.com/flotilla-dev/flotilla/internal/version"
@@ -32,7 +36,7 @@ type flags struct {
 	leaderElectionNamespace           string
 	gcPercent                         int
 	zap                               zap.Options
-	dashboardAddr                     string
+	dashboardAddr, webhookAddr        string
 	dashboardSecureCookies            bool
 }
 
@@ -72,6 +76,7 @@ func parseFlags() *flags {
 	flag.IntVar(&o.PerClusterWrites, "per-cluster-writes", 8, "in-flight spoke requests per cluster")
 	flag.IntVar(&o.SetWriters, "set-writers", 16, "parallel Application writes per ApplicationSet")
 	flag.StringVar(&f.dashboardAddr, "dashboard-bind-address", "0", "address of the fleet dashboard ('0': off); every request needs a Kubernetes bearer token, read with that token's rights")
+	flag.StringVar(&f.webhookAddr, "webhook-bind-address", "0", "address of the Git webhook endpoint "+webhook.Path+" ('0': off); push events from GitHub, GitLab, Gitea/Forgejo and Bitbucket, verified against the Secret "+webhook.SecretName+", make the sets using the repository re-read Git at once")
 	flag.BoolVar(&f.dashboardSecureCookies, "dashboard-secure-cookies", true, "mark the dashboard's session cookie Secure (serve it behind TLS)")
 	flag.IntVar(&f.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC), unless the GOGC environment variable is set: the hub's memory is mostly caches, and 50 instead of Go's 100 keeps its RSS ~20% lower at no measurable CPU cost (BENCHMARKS.md)")
 	f.zap.BindFlags(flag.CommandLine)
@@ -117,6 +122,29 @@ func run(f *flags) error {
 	}
 	if _, err := hub.Setup(mgr, f.Options); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
+	}
+	if f.webhookAddr != "0" && f.webhookAddr != "" {
+		ln, err := net.Listen("tcp", f.webhookAddr)
+		if err != nil {
+			return fmt.Errorf("webhook: listen on %s: %w", f.webhookAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle(webhook.Path, &webhook.Handler{Client: mgr.GetClient(), Namespace: f.Namespace, Log: ctrl.Log.WithName("webhook")})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if err := mgr.Add(noLeader(func(ctx context.Context) error {
+			go func() {
+				<-ctx.Done()
+				shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(shut)
+			}()
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})); err != nil {
+			return err
+		}
 	}
 	if f.dashboardAddr != "0" && f.dashboardAddr != "" {
 		srv, err := dashboard.New(dashboard.Options{Hub: cfg, Scheme: scheme, SecureCookies: f.dashboardSecureCookies})

@@ -356,24 +356,13 @@ var forges = map[string]string{
 }
 
 // CommitLink is the web page of a commit when repoURL is on a known forge
-// (https or scp-like SSH URLs), else "".
+// (https or SSH URLs), else "".
 func CommitLink(repoURL, sha string) string {
-	if sha == "" {
+	key := git.RepositoryKey(repoURL)
+	host, path, ok := strings.Cut(key, "/")
+	format, known := forges[host]
+	if sha == "" || !ok || !known || !strings.Contains(path, "/") {
 		return ""
 	}
-	host, path := "", ""
-	if u, err := url.Parse(repoURL); err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http" || u.Scheme == "ssh") {
-		host, path = u.Hostname(), u.Path
-	} else if at, colon := strings.Index(repoURL, "@"), strings.Index(repoURL, ":"); at >= 0 && colon > at {
-		host, path = repoURL[at+1:colon], "/"+repoURL[colon+1:]
-	}
-	format, ok := forges[strings.ToLower(host)]
-	if !ok {
-		return ""
-	}
-	path = strings.TrimSuffix(strings.TrimSuffix(path, "/"), ".git")
-	if strings.Count(path, "/") < 2 {
-		return ""
-	}
-	return fmt.Sprintf(format, "https://"+strings.ToLower(host)+path, url.PathEscape(sha))
+	return fmt.Sprintf(format, "https://"+host+"/"+path, url.PathEscape(sha))
 }

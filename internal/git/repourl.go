@@ -126,3 +126,23 @@ func checkHost(host string, allowLoopback bool) error {
 // ValidateURLAllowing is ValidateURL, with loopback allowed when asked
 // (local fleets and tests).
 func ValidateURLAllowing(u string, allowLoopback bool) error { return validateURL(u, allowLoopback) }
+
+// RepositoryKey reduces a repository URL to host/path, to tell whether two
+// spellings name one repository (webhooks, commit links): scheme, user,
+// port, a trailing .git and slashes dropped, lower-cased, so
+// https://github.com/Org/App.git and git@github.com:org/app match. It is
+// not for credentials, which match exactly (parseLocation). "" when the
+// URL names no host.
+func RepositoryKey(raw string) string {
+	raw = strings.TrimSpace(raw)
+	host, p := "", ""
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		host, p = u.Hostname(), u.Path
+	} else if at, colon := strings.Index(raw, "@"), strings.Index(raw, ":"); colon > at && at >= 0 {
+		host, p = raw[at+1:colon], raw[colon+1:]
+	} else {
+		return ""
+	}
+	p = strings.Trim(strings.TrimSuffix(strings.TrimSuffix(p, "/"), ".git"), "/")
+	return strings.ToLower(host + "/" + p)
+}
