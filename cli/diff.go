@@ -95,6 +95,7 @@ func (o *diffOptions) run(ctx context.Context, s Streams) error {
 	if err != nil {
 		return err
 	}
+	carryPins(desired, existing)
 	changes, err := planDiff(set, desired, existing, applicationset.MemberClusterGone(ctx, hub.client))
 	if err != nil {
 		return err
@@ -199,4 +200,15 @@ func printDiff(w io.Writer, set *flotillav1.ApplicationSet, changes []Change) er
 	_, err := fmt.Fprintf(w, "ApplicationSet %s/%s: %d to create, %d to update, %d to delete, %d kept by policy.\n",
 		set.Namespace, set.Name, counts["create"], counts["update"], counts["delete"], counts["keep"])
 	return err
+}
+
+// carryPins gives each desired Application the commit the hub pinned its
+// live one to, when it reads the same repository and revision: the hub
+// keeps the pin until its next check, so it is no change of the set's.
+func carryPins(desired []*flotillav1.Application, existing map[string]*flotillav1.Application) {
+	for _, d := range desired {
+		if old := existing[d.Name]; old != nil && old.Spec.Source.RepoURL == d.Spec.Source.RepoURL && old.Spec.Source.TargetRevision == d.Spec.Source.TargetRevision {
+			d.Spec.Source.PinnedCommit = old.Spec.Source.PinnedCommit
+		}
+	}
 }

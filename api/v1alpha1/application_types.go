@@ -22,6 +22,14 @@ type ApplicationSource struct {
 	// +kubebuilder:validation:MaxLength=255
 	TargetRevision string `json:"targetRevision,omitempty"`
 
+	// PinnedCommit is set by the hub: the commit targetRevision resolved to
+	// at its last check, shared by every Application of that repository and
+	// revision. Agents fetch exactly this commit and never resolve the
+	// branch themselves when it is set.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{40}$`
+	PinnedCommit string `json:"pinnedCommit,omitempty"`
+
 	// Path inside the repository: a directory with a kustomization, or a
 	// directory of plain YAML manifests. Empty means the repository root.
 	// +optional
@@ -435,6 +443,8 @@ type ApplicationStatus struct {
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.destination.cluster`
 // +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync.status`
 // +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health.status`
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.source.targetRevision`,priority=1
+// +kubebuilder:printcolumn:name="Pinned",type=string,JSONPath=`.spec.source.pinnedCommit`,priority=1
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.sync.revision`
 // +kubebuilder:printcolumn:name="Delivered",type=string,JSONPath=`.status.conditions[?(@.type=="Delivered")].status`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.health.message`,priority=1

@@ -16,8 +16,10 @@ const (
 	// ApplicationSet (ParametersGenerated, ResourcesUpToDate, Healthy).
 	ReasonGenerated        = "Generated"
 	ReasonGenerationFailed = "GenerationFailed"
-	ReasonUpToDate         = "UpToDate"
-	ReasonWriteFailed      = "WriteFailed"
+	// ReasonRevisionUnresolved: the hub could not resolve a targetRevision to a commit; Applications keep their pinned commit.
+	ReasonRevisionUnresolved = "RevisionUnresolved"
+	ReasonUpToDate           = "UpToDate"
+	ReasonWriteFailed        = "WriteFailed"
 	// ReasonDeletionsHeld: the expansion would delete more Applications
 	// than the set allows without confirmation.
 	ReasonDeletionsHeld = "DeletionsHeld"

@@ -34,7 +34,7 @@ func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error
 		if s.chart, err = r.charts().Fetch(ctx, src.RepoURL, src.Chart, src.TargetRevision); err == nil {
 			revision = s.chart.Version
 		}
-	} else if s.snap, err = r.Git.Snapshot(ctx, src.RepoURL, src.TargetRevision); err == nil {
+	} else if s.snap, err = r.Git.Snapshot(ctx, src.RepoURL, gitRevision(src)); err == nil {
 		revision = s.snap.Revision
 	}
 	if err != nil {
@@ -122,4 +122,13 @@ func (r *Reconciler) prepare(ctx context.Context, s *syncState) (bool, error) {
 	}
 	s.prepErrs = r.applier.Prepare(s.objs, s.app.Name, s.defaultNS)
 	return false, nil
+}
+
+// gitRevision is what the agent fetches: the commit the hub pinned, else
+// the revision as written (an Application no hub manages).
+func gitRevision(src flotillav1.ApplicationSource) string {
+	if src.PinnedCommit != "" {
+		return src.PinnedCommit
+	}
+	return src.TargetRevision
 }

@@ -181,3 +181,29 @@ func setPassword(t *testing.T, c client.Client, name, password string) {
 	s.Data[git.SecretKeyPassword] = []byte(password)
 	require.NoError(t, c.Update(t.Context(), s))
 }
+
+// TestPinnedCommit: an Application the hub pinned is synced at that commit,
+// not at the head of its branch; a new pin moves it.
+func TestPinnedCommit(t *testing.T) {
+	env, c := newAgentEnv(t)
+	repo := gittest.New(t).Repo(t, "pinned")
+	rev1 := repo.MustCommit(t, map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pinned}\ndata: {v: one}\n"}, "one")
+	rev2 := repo.MustCommit(t, map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pinned}\ndata: {v: two}\n"}, "two")
+	stop := startAgent(t, env, filepath.Join(t.TempDir(), "git"))
+	defer stop()
+	app := newApp("pinned", repo.URL, "app", "pinned", auto())
+	app.Spec.Source.PinnedCommit = rev1
+	require.NoError(t, c.Create(t.Context(), app))
+	waitSynced(t, c, "pinned", rev1)
+	cm, err := configMap(t, c, "pinned", "pinned")
+	require.NoError(t, err)
+	assert.Equal(t, "one", cm.Data["v"], "the pinned commit, not the branch's head")
+
+	app = getApp(t, c, "pinned")
+	app.Spec.Source.PinnedCommit = rev2
+	require.NoError(t, c.Update(t.Context(), app))
+	waitSynced(t, c, "pinned", rev2)
+	cm, err = configMap(t, c, "pinned", "pinned")
+	require.NoError(t, err)
+	assert.Equal(t, "two", cm.Data["v"])
+}

@@ -113,7 +113,8 @@ func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 	h := &Hub{
 		Pool: pool,
 		sets: &applicationset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
-			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval, Writers: o.SetWriters},
+			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval, Writers: o.SetWriters,
+			Revisions: &applicationset.Revisions{Git: cache, TTL: pollOrDefault(o.GitPollInterval)}},
 		clusters: &clusters.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
 			Limits: o.ClientLimits, ProbeInterval: o.ProbeInterval, HeartbeatGrace: o.HeartbeatGrace,
 			Recorder: mgr.GetEventRecorder("flotilla-hub")},
@@ -160,4 +161,11 @@ func (h *Hub) Tracked() map[string]int {
 		"delivery.written": apps, "delivery.semaphores": sems,
 		"applicationset-status": h.setStatus.Tracked(), "membercluster-status": h.clusterStatus.Tracked(),
 	}
+}
+
+func pollOrDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return applicationset.DefaultGitPollInterval
+	}
+	return d
 }

@@ -56,12 +56,17 @@ type Reconciler struct {
 	GitPollInterval time.Duration
 	// Writers bounds parallel Application writes per set (default 16).
 	Writers int
+	// Revisions pins Git-sourced Applications to commits (nil: no pinning,
+	// agents resolve revisions themselves).
+	Revisions *Revisions
 
 	mu sync.Mutex
 	// selected remembers which clusters each set's last expansion used, so
 	// a MemberCluster change re-queues only the sets that select it now or
 	// selected it before.
 	selected map[types.NamespacedName]map[string]bool
+	// refreshed is the last refresh request handled per set.
+	refreshed map[string]string
 }
 
 // SetupWithManager registers the controller and its precise watches.
@@ -132,6 +137,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	existing, err := r.owned(ctx, set)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if r.Revisions != nil {
+		if err := r.pin(ctx, desired, existing, r.refreshRequested(set)); err != nil {
+			r.event(set, corev1.EventTypeWarning, flotillav1.ReasonRevisionUnresolved, err.Error()+"; Applications keep the commit they were pinned to")
+		}
 	}
 	plan := PlanWrites(set, desired, existing, MemberClusterGone(ctx, r.Client))
 	if len(plan.Create) > 0 && r.APIReader != nil {
@@ -332,6 +342,11 @@ func (r *Reconciler) pollInterval(set *flotillav1.ApplicationSet) time.Duration 
 			visit(spec)
 		}
 	}
+	// Pinned Applications move only when the hub resolves their branch again.
+	if r.Revisions != nil && set.Spec.Template.Spec.Source.Chart == "" && !fullSHA.MatchString(set.Spec.Template.Spec.Source.TargetRevision) &&
+		(interval == 0 || r.GitPollInterval < interval) {
+		interval = r.GitPollInterval
+	}
 	return interval
 }
 
@@ -358,6 +373,7 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.selected, key)
+	delete(r.refreshed, key.String())
 	metrics.GeneratedApplications.DeleteLabelValues(key.Namespace, key.Name)
 }
 
