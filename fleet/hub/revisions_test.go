@@ -25,7 +25,7 @@ func TestHubPinsRevisions(t *testing.T) {
 	repo := srv.Repo(t, "deploy")
 	rev1 := repo.MustCommit(t, map[string]string{"apps/web/cm.yaml": "kind: ConfigMap\n"}, "one")
 	stop := f.startHub(t, hub.Options{GitPollInterval: 2 * time.Second})
-	defer stop()
+	defer func() { stop() }()
 	set := appSet("pinned", "web")
 	set.Spec.Template.Spec.Source.RepoURL = repo.URL
 	require.NoError(t, f.hub.Client.Create(ctx, set))

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -130,5 +129,5 @@ func TestNormalize(t *testing.T) {
 		assert.Equal(t, "github.com/org/deploy", webhook.Normalize(u), u)
 	}
 	assert.Empty(t, webhook.Normalize("not a url"))
-	assert.NotEqual(t, webhook.Normalize("https://github.com/org/deploy"), webhook.Normalize("https://github.com/org/deploy2"), fmt.Sprint("prefix"))
+	assert.NotEqual(t, webhook.Normalize("https://github.com/org/deploy"), webhook.Normalize("https://github.com/org/deploy2"), "a longer name is another repository")
 }
