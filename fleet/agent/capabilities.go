@@ -16,24 +16,37 @@ import (
 type Discovery struct {
 	Client discovery.DiscoveryInterface
 
-	mu   sync.Mutex
-	caps Capabilities
-	at   time.Time
+	mu     sync.Mutex
+	caps   Capabilities
+	at     time.Time
+	asking bool
 }
 
 const discoveryEvery = 10 * time.Minute
 
-// Capabilities returns what discovery said last; on an error, the last good answer.
+// Capabilities returns what discovery said last; on an error, the last
+// good answer. One caller at a time asks the apiserver; the others get
+// the last answer meanwhile.
 func (d *Discovery) Capabilities() Capabilities {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if time.Since(d.at) < discoveryEvery {
+	if time.Since(d.at) < discoveryEvery || d.asking {
+		defer d.mu.Unlock()
 		return d.caps
 	}
-	d.at = time.Now()
+	d.at, d.asking = time.Now(), true
+	last := d.caps
+	d.mu.Unlock()
+	caps := d.discover(last)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.caps, d.asking = caps, false
+	return caps
+}
+
+func (d *Discovery) discover(last Capabilities) Capabilities {
 	v, err := d.Client.ServerVersion()
 	if err != nil {
-		return d.caps
+		return last
 	}
 	caps := Capabilities{KubeVersion: v.GitVersion}
 	// Partial results are fine: an aggregated API that is down must not hide the rest.
@@ -47,7 +60,6 @@ func (d *Discovery) Capabilities() Capabilities {
 			caps.APIVersions = append(caps.APIVersions, l.GroupVersion+"/"+r.Kind)
 		}
 	}
-	d.caps = caps
 	return caps
 }
 

@@ -8,8 +8,10 @@ package helmchart
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -76,10 +78,21 @@ type Chart struct {
 type Fetcher struct {
 	opts Options
 
-	mu    sync.Mutex
-	cache map[string]*Chart
-	order []string
+	mu      sync.Mutex
+	cache   map[string]*Chart
+	order   []string
+	indexes map[string]cachedIndex // repoURL → its index.yaml, briefly
 }
+
+type cachedIndex struct {
+	idx *repo.IndexFile
+	at  time.Time
+}
+
+// IndexTTL is how long a repository's index.yaml answers every
+// Application's check: a hundred Applications of one repository cost one
+// download per IndexTTL, not one each.
+const IndexTTL = 30 * time.Second
 
 // New makes a Fetcher.
 func New(o Options) *Fetcher {
@@ -89,7 +102,7 @@ func New(o Options) *Fetcher {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	return &Fetcher{opts: o, cache: map[string]*Chart{}}
+	return &Fetcher{opts: o, cache: map[string]*Chart{}, indexes: map[string]cachedIndex{}}
 }
 
 // IsOCI reports whether repoURL names an OCI registry.
@@ -170,21 +183,10 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, hc *http.Client, cred *git.Cred
 	if err != nil {
 		return nil, errors.New("the repoURL does not parse")
 	}
-	raw, err := get(ctx, hc, cred, base.JoinPath("index.yaml").String(), repoURL)
+	idx, err := f.index(ctx, hc, cred, base, repoURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := yamlbound.Check(raw, yamlbound.Limits{}); err != nil {
-		return nil, fmt.Errorf("index.yaml of %s: %w", git.RedactURL(repoURL), err)
-	}
-	var idx repo.IndexFile
-	if err := yaml.Unmarshal(raw, &idx); err != nil {
-		return nil, fmt.Errorf("index.yaml of %s does not parse: %s", git.RedactURL(repoURL), kube.FirstLine(err))
-	}
-	for name, vs := range idx.Entries {
-		idx.Entries[name] = slicesDeleteNil(vs)
-	}
-	idx.SortEntries()
 	cv, err := idx.Get(chart, version)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s has no chart %s matching version %q (%s)", ErrNotFound, git.RedactURL(repoURL), chart, version, kube.FirstLine(err))
@@ -213,6 +215,51 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, hc *http.Client, cred *git.Cred
 		return nil, err
 	}
 	return f.keep(key, &Chart{Name: chart, Version: cv.Version, Archive: archive}), nil
+}
+
+// index is the repository's index.yaml, downloaded at most every IndexTTL
+// with the same credential (a new one is tried at once).
+func (f *Fetcher) index(ctx context.Context, hc *http.Client, cred *git.Credential, base *url.URL, repoURL string) (*repo.IndexFile, error) {
+	key := repoURL + "|" + fingerprint(cred)
+	f.mu.Lock()
+	c, ok := f.indexes[key]
+	f.mu.Unlock()
+	if ok && time.Since(c.at) < IndexTTL {
+		return c.idx, nil
+	}
+	raw, err := get(ctx, hc, cred, base.JoinPath("index.yaml").String(), repoURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := yamlbound.Check(raw, yamlbound.Limits{}); err != nil {
+		return nil, fmt.Errorf("index.yaml of %s: %w", git.RedactURL(repoURL), err)
+	}
+	idx := &repo.IndexFile{}
+	if err := yaml.Unmarshal(raw, idx); err != nil {
+		return nil, fmt.Errorf("index.yaml of %s does not parse: %s", git.RedactURL(repoURL), kube.FirstLine(err))
+	}
+	for name, vs := range idx.Entries {
+		idx.Entries[name] = slicesDeleteNil(vs)
+	}
+	idx.SortEntries()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, old := range f.indexes {
+		if time.Since(old.at) > IndexTTL {
+			delete(f.indexes, k)
+		}
+	}
+	f.indexes[key] = cachedIndex{idx: idx, at: time.Now()}
+	return idx, nil
+}
+
+// fingerprint tells credentials apart without keeping them.
+func fingerprint(c *git.Credential) string {
+	if c == nil {
+		return "anonymous"
+	}
+	sum := sha256.Sum256([]byte(c.Username + "\x00" + c.Password + "\x00" + c.CABundle))
+	return hex.EncodeToString(sum[:8])
 }
 
 func get(ctx context.Context, hc *http.Client, cred *git.Credential, u, repoURL string) ([]byte, error) {

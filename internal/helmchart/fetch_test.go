@@ -36,6 +36,16 @@ func TestHelmRepository(t *testing.T) {
 		assert.Equal(t, want, c.Version, version)
 		assert.NotEmpty(t, c.Archive)
 	}
+	for range 20 { // a hundred Applications' checks: the index and the archives are downloaded once
+		_, err := f.Fetch(t.Context(), repo.URL, "hello", "^1.0")
+		require.NoError(t, err)
+	}
+	downloads := map[string]int{}
+	for _, p := range repo.Requests() {
+		downloads[p]++
+	}
+	assert.Equal(t, 1, downloads["/index.yaml"], "index.yaml downloaded once within helmchart.IndexTTL")
+	assert.Equal(t, 1, downloads["/hello-1.10.1.tgz"], "an archive downloaded once")
 
 	cases := []struct {
 		name, chart, version string

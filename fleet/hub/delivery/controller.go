@@ -59,6 +59,7 @@ type Reconciler struct {
 	spokeEvents chan event.GenericEvent // spoke copies changed: their hub Applications
 	sems        sync.Map                // cluster → chan struct{}
 	written     sync.Map                // Application key → writtenStatus last written
+	warned      clusterWarnings         // cluster-wide reasons already told, by cluster
 }
 
 // SetupWithManager registers the controller, indexes, and spoke watches.
@@ -383,7 +384,15 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application, 
 func (r *Reconciler) notDelivered(ctx context.Context, app *flotillav1.Application, spoke *flotillav1.Application, dk *dark, reason, msg string, after time.Duration) (ctrl.Result, error) {
 	cond := metav1.Condition{Type: flotillav1.ConditionDelivered, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
 	if old := apimeta.FindStatusCondition(app.Status.Conditions, flotillav1.ConditionDelivered); r.Recorder != nil && (old == nil || old.Reason != reason) {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Deliver", "%s", msg)
+		switch {
+		case !clusterWide[reason]:
+			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Deliver", "%s", msg)
+		case r.warned.first(app.Spec.Destination.Cluster, reason):
+			// One Event per cluster and reason, not one per Application: a
+			// dead cluster with 10,000 Applications is one piece of news.
+			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Deliver", "cluster %s: %s (said once per cluster and reason every %s; each Application's Delivered condition says it too)",
+				app.Spec.Destination.Cluster, msg, clusterWarningEvery)
+		}
 	}
 	if err := r.mirror(ctx, app, spoke, cond, dk); err != nil {
 		return ctrl.Result{}, err
@@ -483,4 +492,38 @@ func lastChange(app *flotillav1.Application) time.Time {
 		}
 	}
 	return t
+}
+
+// clusterWide are the reasons that hold for every Application of a cluster.
+var clusterWide = map[string]bool{flotillav1.ReasonClusterNotFound: true, flotillav1.ReasonClusterPaused: true,
+	flotillav1.ReasonClusterUnreachable: true, flotillav1.ReasonSpokeUnreadable: true}
+
+// clusterWarningEvery is how often a cluster-wide reason is told again.
+const clusterWarningEvery = 10 * time.Minute
+
+// clusterWarnings remembers when each cluster-wide reason was last told.
+type clusterWarnings struct {
+	mu   sync.Mutex
+	last map[[2]string]time.Time
+}
+
+// first reports whether (cluster, reason) has not been told within
+// clusterWarningEvery, and records it as told now.
+func (w *clusterWarnings) first(cluster, reason string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.last == nil {
+		w.last = map[[2]string]time.Time{}
+	}
+	k := [2]string{cluster, reason}
+	if t, ok := w.last[k]; ok && time.Since(t) < clusterWarningEvery {
+		return false
+	}
+	for key, t := range w.last { // nothing only grows
+		if time.Since(t) >= clusterWarningEvery {
+			delete(w.last, key)
+		}
+	}
+	w.last[k] = time.Now()
+	return true
 }
