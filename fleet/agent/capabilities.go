@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/discovery"
-
-	"github.com/flotilla-dev/flotilla/internal/helmchart"
 )
 
 // Discovery reads the spoke's Kubernetes version and API versions for
@@ -69,5 +67,3 @@ func (r *Reconciler) capabilities() Capabilities {
 	}
 	return r.Discovery.Capabilities()
 }
-
-func (r *Reconciler) charts() *helmchart.Fetcher { return r.Charts }

@@ -31,7 +31,7 @@ func (r *Reconciler) fetchSource(ctx context.Context, s *syncState) (bool, error
 	var revision string
 	var err error
 	if src.Chart != "" {
-		if s.chart, err = r.charts().Fetch(ctx, src.RepoURL, src.Chart, src.TargetRevision); err == nil {
+		if s.chart, err = r.Charts.Fetch(ctx, src.RepoURL, src.Chart, src.TargetRevision); err == nil {
 			revision = s.chart.Version
 		}
 	} else if s.snap, err = r.Git.Snapshot(ctx, src.RepoURL, gitRevision(src)); err == nil {

@@ -33,8 +33,6 @@ import (
 //go:embed assets
 var assets embed.FS
 
-var metav1CreateOptions = metav1.CreateOptions{}
-
 // Options configure a Server. Exactly one of Local and Hub is set.
 type Options struct {
 	// Local is the one identity of a local dashboard (the kubeconfig's user).
@@ -276,7 +274,7 @@ func (s *Server) review(ctx context.Context, token string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	res, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1CreateOptions)
+	res, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("the hub could not review the token: %s", kube.FirstLine(err))
 	}

@@ -18,6 +18,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -34,14 +35,13 @@ var ErrNoAccess = errors.New("you may not read Flotilla's ApplicationSets in any
 
 // view is what one identity may read, cached and kept current by watches.
 type view struct {
-	reader    client.Reader // the cache
-	direct    client.Client // the identity's own client, for Events
-	clusters  bool          // may list MemberClusters
-	scope     []string      // namespaces read; nil means all
-	version   atomic.Int64  // bumped by every change the watches see
-	lastUsed  atomic.Int64  // unix seconds
-	cancel    context.CancelFunc
-	startedAt time.Time
+	reader   client.Reader // the cache
+	direct   client.Client // the identity's own client, for Events
+	clusters bool          // may list MemberClusters
+	scope    []string      // namespaces read; nil means all
+	version  atomic.Int64  // bumped by every change the watches see
+	lastUsed atomic.Int64  // unix seconds
+	cancel   context.CancelFunc
 }
 
 // newView starts a cache of what cfg's identity may read: all namespaces
@@ -55,7 +55,7 @@ func newView(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, name
 	may := func(ns, resource string, group string) (bool, error) {
 		for _, verb := range []string{"list", "watch"} {
 			r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: resource}}}, metav1CreateOptions)
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: resource}}}, metav1.CreateOptions{})
 			if err != nil {
 				return false, fmt.Errorf("ask the apiserver what you may read: %s", kube.FirstLine(err))
 			}
@@ -65,7 +65,7 @@ func newView(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, name
 		}
 		return true, nil
 	}
-	v := &view{startedAt: time.Now()}
+	v := &view{}
 	all, err := may("", "applicationsets", flotillav1.GroupVersion.Group)
 	if err != nil {
 		return nil, err
