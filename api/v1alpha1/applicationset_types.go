@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // ListGenerator yields one parameter set per element.
@@ -302,6 +303,169 @@ type ApplicationSetSpec struct {
 	// SyncPolicy says which writes the set may make to its Applications.
 	// +optional
 	SyncPolicy *ApplicationSetSyncPolicy `json:"syncPolicy,omitempty"`
+
+	// Strategy says how a new commit reaches the set's clusters. Without
+	// one, every Application moves to the new commit at once.
+	// +optional
+	Strategy *ApplicationSetStrategy `json:"strategy,omitempty"`
+}
+
+// ApplicationSetStrategy is how a new commit rolls out (Argo CD's
+// RollingSync shape, with bake time, deadlines and rollback).
+// +kubebuilder:validation:XValidation:rule="self.type != 'RollingUpdate' || has(self.rollingUpdate)",message="type RollingUpdate needs rollingUpdate"
+type ApplicationSetStrategy struct {
+	// Type is AllAtOnce (the default) or RollingUpdate.
+	// +optional
+	// +kubebuilder:validation:Enum=AllAtOnce;RollingUpdate
+	// +kubebuilder:default=AllAtOnce
+	Type StrategyType `json:"type,omitempty"`
+
+	// RollingUpdate moves the set's clusters to a new commit step by step.
+	// +optional
+	RollingUpdate *RollingUpdateStrategy `json:"rollingUpdate,omitempty"`
+}
+
+// StrategyType names a rollout strategy.
+type StrategyType string
+
+// Strategy types.
+const (
+	StrategyAllAtOnce     StrategyType = "AllAtOnce"
+	StrategyRollingUpdate StrategyType = "RollingUpdate"
+)
+
+// RollingUpdateStrategy moves clusters to a new commit one step at a time:
+// a step starts when the one before it has been Healthy at the new commit
+// for its bake time.
+type RollingUpdateStrategy struct {
+	// Steps in order. An Application belongs to the first step whose
+	// matchExpressions its cluster's labels satisfy; one no step selects
+	// moves with the last step.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Steps []RolloutStep `json:"steps"`
+
+	// AutoRollback: when a step fails (an Application of it Degraded at the
+	// new commit, or not Healthy by its progressDeadline), every
+	// Application at the new commit goes back to the stable commit (the
+	// last one fully rolled out and Healthy). Off, the rollout halts and
+	// nothing moves until a person acts (flotilla rollout).
+	// +optional
+	AutoRollback bool `json:"autoRollback,omitempty"`
+}
+
+// RolloutStep is one step of a rolling update.
+type RolloutStep struct {
+	// Name shown in status and by flotilla rollout status (default step-N).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name,omitempty"`
+
+	// MatchExpressions select the step's clusters by their MemberCluster
+	// labels (Argo CD's RollingSync: In, NotIn, Exists, DoesNotExist).
+	// Empty selects every cluster no earlier step took.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	MatchExpressions []metav1.LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+
+	// MaxUpdate is how many of the step's Applications move at a time: a
+	// count or a percent of the step ("25%", rounded up; at least one, and
+	// a value that is neither counts as one). Default: all.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	MaxUpdate *intstr.IntOrString `json:"maxUpdate,omitempty"`
+
+	// BakeTime is how long every Application of the step must stay Healthy
+	// at the new commit before the next step starts (default 0).
+	// +optional
+	BakeTime *metav1.Duration `json:"bakeTime,omitempty"`
+
+	// ProgressDeadline: the step fails when its Applications are not all
+	// Healthy at the new commit this long after it started (default 10m).
+	// +optional
+	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
+}
+
+// RolloutPhase is where a rollout stands.
+// +kubebuilder:validation:Enum=Progressing;Baking;Paused;Halted;RolledBack;Complete
+type RolloutPhase string
+
+// Rollout phases.
+const (
+	// RolloutProgressing: a step's Applications are moving to the target.
+	RolloutProgressing RolloutPhase = "Progressing"
+	// RolloutBaking: a step is Healthy at the target and waits its bake time.
+	RolloutBaking RolloutPhase = "Baking"
+	// RolloutPaused: a person paused it; nothing moves.
+	RolloutPaused RolloutPhase = "Paused"
+	// RolloutHalted: a step failed (or was aborted); nothing moves.
+	RolloutHalted RolloutPhase = "Halted"
+	// RolloutRolledBack: the target was rolled back to the stable commit.
+	RolloutRolledBack RolloutPhase = "RolledBack"
+	// RolloutComplete: every Application runs the target, which is now stable.
+	RolloutComplete RolloutPhase = "Complete"
+)
+
+// RolloutStepStatus counts one step's Applications.
+type RolloutStepStatus struct {
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Applications of the step.
+	// +optional
+	Applications int32 `json:"applications"`
+	// Updated: pinned to the target commit.
+	// +optional
+	Updated int32 `json:"updated"`
+	// Healthy at the target commit (the agent reported so at the current spec).
+	// +optional
+	Healthy int32 `json:"healthy"`
+	// Failed: Degraded at the target commit.
+	// +optional
+	Failed int32 `json:"failed"`
+	// Unknown: the cluster or its agent cannot be seen; neither Healthy
+	// nor blocking.
+	// +optional
+	Unknown int32 `json:"unknown"`
+}
+
+// RolloutStatus is the state of a set's rolling update.
+type RolloutStatus struct {
+	// Phase of the rollout.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+	// TargetCommit is the commit being rolled out.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TargetCommit string `json:"targetCommit,omitempty"`
+	// StableCommit is the last commit fully rolled out and Healthy.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	StableCommit string `json:"stableCommit,omitempty"`
+	// CurrentStep is the index (from 0) of the step in progress.
+	// +optional
+	CurrentStep int32 `json:"currentStep"`
+	// StepStartTime: when the current step started (or was resumed).
+	// +optional
+	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
+	// BakeStartTime: when the current step became Healthy at the target.
+	// +optional
+	BakeStartTime *metav1.Time `json:"bakeStartTime,omitempty"`
+	// FailureTime: when the step failed (rollback time counts from here).
+	// +optional
+	FailureTime *metav1.Time `json:"failureTime,omitempty"`
+	// Steps counts each step's Applications.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=17
+	Steps []RolloutStepStatus `json:"steps,omitempty"`
+	// Message says what the rollout waits for, or why it stopped.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // RevisionCount counts the Applications at one revision.
@@ -375,6 +539,10 @@ type ApplicationSetStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=50
 	NotHealthy []NotHealthyApplication `json:"notHealthy,omitempty"`
+
+	// Rollout is the state of the rolling update (strategy RollingUpdate).
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // ApplicationSet generates one Application per parameter set, typically one
@@ -388,6 +556,10 @@ type ApplicationSetStatus struct {
 // +kubebuilder:printcolumn:name="Synced",type=integer,JSONPath=`.status.summary.synced`
 // +kubebuilder:printcolumn:name="Healthy",type=integer,JSONPath=`.status.summary.healthy`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Healthy")].reason`
+// +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.phase`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.rollout.currentStep`,priority=1
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.status.rollout.targetCommit`,priority=1
+// +kubebuilder:printcolumn:name="Stable",type=string,JSONPath=`.status.rollout.stableCommit`,priority=1
 // +kubebuilder:printcolumn:name="Generated",type=string,JSONPath=`.status.conditions[?(@.type=="ParametersGenerated")].status`,priority=1
 // +kubebuilder:printcolumn:name="Progressing",type=integer,JSONPath=`.status.summary.progressing`,priority=1
 // +kubebuilder:printcolumn:name="Degraded",type=integer,JSONPath=`.status.summary.degraded`,priority=1

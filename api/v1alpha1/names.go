@@ -70,6 +70,16 @@ const (
 	// deletions its MaxDeletePercent held back; the hub removes it once they
 	// are done.
 	AnnotationAllowDeletes = "flotilla.dev/allow-deletes"
+	// AnnotationRolloutPaused ("true") on an ApplicationSet pauses its
+	// rolling update: no step starts or ends and no Application moves to
+	// another commit until it is removed (flotilla rollout pause|resume).
+	AnnotationRolloutPaused = "flotilla.dev/rollout-paused"
+	// AnnotationRolloutAction on an ApplicationSet asks its rolling update
+	// for one action: "promote" (end the current step now, bake or not,
+	// halted or not), "abort" (halt where it stands), "rollback" (every
+	// Application back to the stable commit) or "rollback:<commit>" (to
+	// that commit, which becomes stable). The hub removes it once handled.
+	AnnotationRolloutAction = "flotilla.dev/rollout-action"
 	// AnnotationTokenExpires (RFC 3339) on a kubeconfig Secret on the hub
 	// says when the token in it expires.
 	AnnotationTokenExpires = "flotilla.dev/token-expires"
@@ -108,6 +118,10 @@ const (
 	ConditionResourcesUpToDate   = "ResourcesUpToDate"
 	// ConditionHealthy is used by ApplicationSet and Application.
 	ConditionHealthy = "Healthy"
+	// ConditionRolledOut (ApplicationSet with a RollingUpdate strategy):
+	// True when the target commit runs everywhere; otherwise its reason
+	// is the rollout's phase.
+	ConditionRolledOut = "RolledOut"
 
 	// Application conditions.
 	ConditionDelivered = "Delivered"

@@ -50,6 +50,7 @@ func TestKubectlGetFlotilla(t *testing.T) {
 		ApplicationCounts: flotillav1.ApplicationCounts{Total: 40, Synced: 39, Healthy: 38, Progressing: 1, Degraded: 1}}
 	meta.SetStatusCondition(&set.Status.Conditions, metav1.Condition{Type: flotillav1.ConditionHealthy, Status: metav1.ConditionFalse, Reason: "Degraded", Message: "1 application degraded"})
 	meta.SetStatusCondition(&set.Status.Conditions, metav1.Condition{Type: flotillav1.ConditionParametersGenerated, Status: metav1.ConditionTrue, Reason: "Generated", Message: "40 parameter sets"})
+	set.Status.Rollout = &flotillav1.RolloutStatus{Phase: flotillav1.RolloutBaking, CurrentStep: 1, TargetCommit: "1a2b3c4d", StableCommit: "0f0f0f0f"}
 	require.NoError(t, c.Status().Update(ctx, set))
 
 	app := &flotillav1.Application{
@@ -70,8 +71,8 @@ func TestKubectlGetFlotilla(t *testing.T) {
 
 	assertTable(t, out, "memberclusters", []string{"NAME", "READY", "AGENT", "VERSION", "APPS", "HEALTHY", "AGE"},
 		[]string{"prod-eu-1", "True", "False", "v1.37.2", "12", "11"})
-	assertTable(t, out, "applicationsets", []string{"NAME", "CLUSTERS", "APPS", "SYNCED", "HEALTHY", "STATUS", "AGE"},
-		[]string{"guestbook", "40", "40", "39", "38", "Degraded"})
+	assertTable(t, out, "applicationsets", []string{"NAME", "CLUSTERS", "APPS", "SYNCED", "HEALTHY", "STATUS", "ROLLOUT", "AGE"},
+		[]string{"guestbook", "40", "40", "39", "38", "Degraded", "Baking"})
 	assertTable(t, out, "applications", []string{"NAME", "CLUSTER", "SYNC", "HEALTH", "REVISION", "AGE"},
 		[]string{"prod-eu-1-guestbook", "prod-eu-1", "Synced", "Progressing", "1a2b3c4d"})
 
@@ -79,6 +80,11 @@ func TestKubectlGetFlotilla(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, wide, "MESSAGE")
 	assert.Contains(t, wide, "1 of 3 replicas available")
+	wideSets, err := env.Kubectl(t, "get", "applicationsets.flotilla.dev", "-A", "-o", "wide")
+	require.NoError(t, err)
+	for _, col := range []string{"STEP", "TARGET", "STABLE", "0f0f0f0f"} {
+		assert.Contains(t, wideSets, col)
+	}
 
 	for _, short := range []string{"mcl", "fappset", "fapp"} {
 		_, err := env.Kubectl(t, "get", short, "-A")

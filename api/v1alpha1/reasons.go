@@ -29,6 +29,14 @@ const (
 	ReasonHealthy        = "Healthy"
 	ReasonDegraded       = "Degraded"
 	ReasonPending        = "Pending"
+	// Rollout Events (the RolledOut condition's reasons are the phases).
+	ReasonRolloutStarted    = "RolloutStarted"
+	ReasonRolloutStepPassed = "RolloutStepPassed"
+	ReasonRolloutFailed     = "RolloutFailed"
+	ReasonRolloutRolledBack = "RolloutRolledBack"
+	ReasonRolloutComplete   = "RolloutComplete"
+	// ReasonRolloutAction: a person's rollout command was handled (or refused).
+	ReasonRolloutAction = "RolloutAction"
 
 	// Application on the hub (Delivered).
 	ReasonDelivered          = "Delivered"

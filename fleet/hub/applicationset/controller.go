@@ -67,6 +67,9 @@ type Reconciler struct {
 	selected map[types.NamespacedName]map[string]bool
 	// refreshed is the last refresh request handled per set.
 	refreshed map[string]string
+	// rolling marks the sets with a rolling update: their Applications'
+	// status changes wake them.
+	rolling map[types.NamespacedName]bool
 }
 
 // SetupWithManager registers the controller and its precise watches.
@@ -78,13 +81,18 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Writers = 16
 	}
 	r.selected = map[types.NamespacedName]map[string]bool{}
+	r.rolling = map[types.NamespacedName]bool{}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("applicationset").
 		For(&flotillav1.ApplicationSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// A generated Application deleted or edited by someone else is put back.
 		Owns(&flotillav1.Application{}, builder.WithPredicates(predicate.Funcs{
-			CreateFunc:  func(event.CreateEvent) bool { return false },
-			UpdateFunc:  func(e event.UpdateEvent) bool { return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() },
+			CreateFunc: func(event.CreateEvent) bool { return false },
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+					(r.rollingSet(e.ObjectNew.GetNamespace(), e.ObjectNew.GetLabels()) &&
+						rolloutStatusChanged(e.ObjectOld.(*flotillav1.Application), e.ObjectNew.(*flotillav1.Application)))
+			},
 			DeleteFunc:  func(event.DeleteEvent) bool { return true },
 			GenericFunc: func(event.GenericEvent) bool { return false },
 		})).
@@ -138,10 +146,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	var rolled *rolloutPlan
 	if r.Revisions != nil {
-		if err := r.pin(ctx, desired, existing, r.refreshRequested(set)); err != nil {
+		resolved, err := r.pin(ctx, desired, existing, r.refreshRequested(set))
+		if err != nil {
 			r.event(set, corev1.EventTypeWarning, flotillav1.ReasonRevisionUnresolved, err.Error()+"; Applications keep the commit they were pinned to")
 		}
+		if rolled, err = r.roll(ctx, set, desired, existing, resolved); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else {
+		set.Status.Rollout = nil
 	}
 	plan := PlanWrites(set, desired, existing, MemberClusterGone(ctx, r.Client))
 	if len(plan.Create) > 0 && r.APIReader != nil {
@@ -153,15 +168,31 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	writeErr := r.write(ctx, plan)
+	spent := []string{}
 	if writeErr == nil && len(plan.Delete) > 0 && set.Annotations[flotillav1.AnnotationAllowDeletes] != "" {
 		// The confirmation is spent: the next mass deletion asks again.
+		spent = append(spent, flotillav1.AnnotationAllowDeletes)
+	}
+	if writeErr == nil && set.Annotations[flotillav1.AnnotationRolloutAction] != "" {
+		spent = append(spent, flotillav1.AnnotationRolloutAction) // handled (or refused, with an Event)
+	}
+	if len(spent) > 0 {
 		patch := client.MergeFrom(set.DeepCopy())
-		delete(set.Annotations, flotillav1.AnnotationAllowDeletes)
+		for _, k := range spent {
+			delete(set.Annotations, k)
+		}
 		if err := r.Client.Patch(ctx, set, patch); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	return r.report(ctx, set, len(desired), plan, writeErr)
+	if writeErr == nil {
+		r.rolloutDone(set, rolled)
+	}
+	res, err := r.report(ctx, set, len(desired), plan, writeErr)
+	if rolled != nil && rolled.requeue > 0 && (res.RequeueAfter == 0 || rolled.requeue < res.RequeueAfter) {
+		res.RequeueAfter = rolled.requeue
+	}
+	return res, err
 }
 
 // passRequests hands a refresh or sync requested on the set to each of its
@@ -309,7 +340,16 @@ func (r *Reconciler) apply(ctx context.Context, app *flotillav1.Application) err
 }
 
 func (r *Reconciler) applyConditions(ctx context.Context, set *flotillav1.ApplicationSet, success bool, conds ...metav1.Condition) error {
-	st := map[string]any{"conditions": kube.Conditions(set.Status.Conditions, set.Generation, conds...)}
+	st := map[string]any{}
+	if ro := set.Status.Rollout; ro != nil {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ro)
+		if err != nil {
+			return err
+		}
+		st["rollout"] = u
+		conds = append(conds, rolledOutCondition(ro))
+	}
+	st["conditions"] = kube.Conditions(set.Status.Conditions, set.Generation, conds...)
 	if success {
 		st["observedGeneration"] = set.Generation
 	}
@@ -374,6 +414,8 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	defer r.mu.Unlock()
 	delete(r.selected, key)
 	delete(r.refreshed, key.String())
+	delete(r.rolling, key)
+	forgetRollout(key)
 	metrics.GeneratedApplications.DeleteLabelValues(key.Namespace, key.Name)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,8 +70,8 @@ func (r *Revisions) Resolve(ctx context.Context, url, revision string, force boo
 // pin sets each Git-sourced Application's pinnedCommit. A revision that
 // cannot be resolved keeps the commit the Application was pinned to (no
 // Application moves on a Git outage); the error is returned for the set's
-// Event.
-func (r *Reconciler) pin(ctx context.Context, apps []*flotillav1.Application, existing map[string]*flotillav1.Application, force bool) error {
+// Event. resolved lists the distinct commits resolved now.
+func (r *Reconciler) pin(ctx context.Context, apps []*flotillav1.Application, existing map[string]*flotillav1.Application, force bool) (resolved []string, _ error) {
 	var firstErr error
 	for _, a := range apps {
 		src := &a.Spec.Source
@@ -85,10 +86,12 @@ func (r *Reconciler) pin(ctx context.Context, apps []*flotillav1.Application, ex
 			if firstErr == nil {
 				firstErr = fmt.Errorf("resolve %s of %s: %w", orHEAD(src.TargetRevision), git.RedactURL(src.RepoURL), err)
 			}
+		} else if !slices.Contains(resolved, sha) {
+			resolved = append(resolved, sha)
 		}
 		src.PinnedCommit = sha
 	}
-	return firstErr
+	return resolved, firstErr
 }
 
 func orHEAD(rev string) string {

@@ -34,8 +34,28 @@ var (
 		Name: "flotilla_commit_to_healthy_seconds", Help: "Lead time from a commit's author time (or the hub first seeing the revision) to every Application of the set Healthy at it.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 14),
 	}, []string{"namespace", "applicationset"})
+
+	// RolloutPhase is 1 for the phase each rolling set's rollout is in.
+	RolloutPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "flotilla_rollout_phase", Help: "1 for the phase of each ApplicationSet's rolling update (Progressing, Baking, Paused, Halted, RolledBack, Complete).",
+	}, []string{"namespace", "applicationset", "phase"})
+	// RolloutStepDuration is the time from a step's start to its end (bake included).
+	RolloutStepDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "flotilla_rollout_step_duration_seconds", Help: "Time from a rollout step's start to the next step's start (bake time included).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+	}, []string{"namespace", "applicationset"})
+	// Rollbacks counts rollbacks, automatic or asked for.
+	Rollbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flotilla_rollbacks_total", Help: "Rollbacks of a rolling update to its stable commit, automatic (a failed step) or asked for (flotilla rollout rollback).",
+	}, []string{"namespace", "applicationset"})
+	// RollbackDuration is the time from a failure detected to the step's clusters Healthy at the stable commit.
+	RollbackDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "flotilla_rollback_duration_seconds", Help: "Time from a rollout failure detected (or a rollback asked for) to every Application Healthy at the stable commit again.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+	}, []string{"namespace", "applicationset"})
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(ReconcileDuration, GeneratedApplications, DeliveryLatency, ApplicationsByHealth, DriftCorrections, LeadTime)
+	crmetrics.Registry.MustRegister(ReconcileDuration, GeneratedApplications, DeliveryLatency, ApplicationsByHealth, DriftCorrections, LeadTime,
+		RolloutPhase, RolloutStepDuration, Rollbacks, RollbackDuration)
 }

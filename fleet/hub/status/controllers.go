@@ -159,10 +159,16 @@ func setSummary(set *flotillav1.ApplicationSet, healthy metav1.Condition) []meta
 	if healthy.Reason == flotillav1.ReasonNoApplications {
 		healthy.Status = metav1.ConditionTrue
 	}
+	parts := []metav1.Condition{kube.Part(set.Status.Conditions, flotillav1.ConditionParametersGenerated),
+		kube.Part(set.Status.Conditions, flotillav1.ConditionResourcesUpToDate), healthy}
+	if set.Status.Rollout != nil {
+		// A halted or rolled-back rollout needs a person (or a new commit).
+		parts = append(parts, kube.Part(set.Status.Conditions, flotillav1.ConditionRolledOut))
+	}
 	return kube.Summarize(set.Generation, set.Status.ObservedGeneration, func(c metav1.Condition) bool {
-		return c.Type == flotillav1.ConditionParametersGenerated || c.Reason == flotillav1.ReasonDegraded || c.Reason == flotillav1.ReasonDeletionsHeld
-	}, kube.Part(set.Status.Conditions, flotillav1.ConditionParametersGenerated),
-		kube.Part(set.Status.Conditions, flotillav1.ConditionResourcesUpToDate), healthy)
+		return c.Type == flotillav1.ConditionParametersGenerated || c.Reason == flotillav1.ReasonDegraded || c.Reason == flotillav1.ReasonDeletionsHeld ||
+			c.Reason == string(flotillav1.RolloutHalted) || c.Reason == string(flotillav1.RolloutRolledBack)
+	}, parts...)
 }
 
 // setConditionsChanged passes set updates that change what setSummary
@@ -173,7 +179,7 @@ var setConditionsChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent)
 	if a.Status.ObservedGeneration != b.Status.ObservedGeneration {
 		return true
 	}
-	for _, t := range []string{flotillav1.ConditionParametersGenerated, flotillav1.ConditionResourcesUpToDate} {
+	for _, t := range []string{flotillav1.ConditionParametersGenerated, flotillav1.ConditionResourcesUpToDate, flotillav1.ConditionRolledOut} {
 		x, y := kube.Part(a.Status.Conditions, t), kube.Part(b.Status.Conditions, t)
 		if x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
 			return true
