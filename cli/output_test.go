@@ -63,7 +63,10 @@ const revA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 
 func fixtureSets() []flotillav1.ApplicationSet {
 	return []flotillav1.ApplicationSet{
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "guestbook"}, Status: flotillav1.ApplicationSetStatus{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "guestbook"}, Spec: flotillav1.ApplicationSetSpec{Strategy: &flotillav1.ApplicationSetStrategy{
+			Type: flotillav1.StrategyRollingUpdate, RollingUpdate: &flotillav1.RollingUpdateStrategy{Steps: []flotillav1.RolloutStep{{Name: "canary"}, {Name: "early"}, {}}}}}, Status: flotillav1.ApplicationSetStatus{
+			Rollout: &flotillav1.RolloutStatus{Phase: flotillav1.RolloutBaking, CurrentStep: 1, TargetCommit: revA, StableCommit: "ffeeddccbbaa00112233",
+				Message: "step 2/3 (early): 2 of 2 Healthy at 1a2b3c4, baking 5m0s until 12:10:00"},
 			Summary:   flotillav1.ApplicationSetSummary{Clusters: 40, Applications: 40, ApplicationCounts: flotillav1.ApplicationCounts{Total: 40, Synced: 39, Healthy: 38, Progressing: 1, Degraded: 1}},
 			Revisions: []flotillav1.RevisionCount{{Revision: revA, Applications: 38, Healthy: 37}, {Revision: "ffeeddccbbaa", Applications: 2, Healthy: 1}},
 			Conditions: []metav1.Condition{cond(flotillav1.ConditionParametersGenerated, metav1.ConditionTrue, "Generated", ""),

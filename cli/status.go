@@ -137,19 +137,21 @@ func (o *hubOptions) contextNamespace() string {
 
 // SetStatus is one ApplicationSet's line in `flotilla status -o json`.
 type SetStatus struct {
-	Namespace    string          `json:"namespace"`
-	Name         string          `json:"name"`
-	Clusters     int32           `json:"clusters"`
-	Applications int32           `json:"applications"`
-	Synced       int32           `json:"synced"`
-	Healthy      int32           `json:"healthy"`
-	Progressing  int32           `json:"progressing"`
-	Degraded     int32           `json:"degraded"`
-	Unknown      int32           `json:"unknown"`
-	Rollout      *Rollout        `json:"rollout,omitempty"`
-	Status       string          `json:"status"`
-	Message      string          `json:"message,omitempty"`
-	NotHealthy   []NotHealthyApp `json:"notHealthy,omitempty"`
+	Namespace    string   `json:"namespace"`
+	Name         string   `json:"name"`
+	Clusters     int32    `json:"clusters"`
+	Applications int32    `json:"applications"`
+	Synced       int32    `json:"synced"`
+	Healthy      int32    `json:"healthy"`
+	Progressing  int32    `json:"progressing"`
+	Degraded     int32    `json:"degraded"`
+	Unknown      int32    `json:"unknown"`
+	Rollout      *Rollout `json:"rollout,omitempty"`
+	// Strategy is the rolling update's state (sets with a RollingUpdate strategy).
+	Strategy   *RolloutState   `json:"strategy,omitempty"`
+	Status     string          `json:"status"`
+	Message    string          `json:"message,omitempty"`
+	NotHealthy []NotHealthyApp `json:"notHealthy,omitempty"`
 }
 
 // Rollout is how far the most common revision has spread: Healthy counts
@@ -159,6 +161,39 @@ type Rollout struct {
 	Applications int32  `json:"applications"`
 	Healthy      int32  `json:"healthy"`
 	Of           int32  `json:"of"`
+}
+
+// RolloutState is a rolling update's phase and step in `flotilla status`.
+type RolloutState struct {
+	Phase   string `json:"phase"`
+	Step    string `json:"step"`
+	Target  string `json:"targetCommit,omitempty"`
+	Stable  string `json:"stableCommit,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+func rolloutState(set *flotillav1.ApplicationSet) *RolloutState {
+	ro := set.Status.Rollout
+	if ro == nil || set.Spec.Strategy == nil || set.Spec.Strategy.RollingUpdate == nil {
+		return nil
+	}
+	steps := set.Spec.Strategy.RollingUpdate.Steps
+	step := fmt.Sprintf("%d/%d", ro.CurrentStep+1, len(steps))
+	if i := int(ro.CurrentStep); i < len(steps) && steps[i].Name != "" {
+		step += " " + steps[i].Name
+	}
+	return &RolloutState{Phase: orUnknown(string(ro.Phase)), Step: step, Target: ro.TargetCommit, Stable: ro.StableCommit, Message: ro.Message}
+}
+
+// String is the PHASE column: "Baking 1/3 canary", or "-" without a strategy.
+func (r *RolloutState) String() string {
+	if r == nil {
+		return "-"
+	}
+	if r.Phase == string(flotillav1.RolloutComplete) {
+		return r.Phase
+	}
+	return r.Phase + " " + r.Step
 }
 
 // NotHealthyApp names one Application that needs a look.
@@ -183,6 +218,7 @@ func setStatus(set *flotillav1.ApplicationSet) SetStatus {
 		r := st.Revisions[0]
 		out.Rollout = &Rollout{Revision: r.Revision, Applications: r.Applications, Healthy: r.Healthy, Of: st.Summary.Applications}
 	}
+	out.Strategy = rolloutState(set)
 	// A generation error wins: it is what the user must fix.
 	if c := apimeta.FindStatusCondition(st.Conditions, flotillav1.ConditionParametersGenerated); c != nil && c.Status == metav1.ConditionFalse {
 		out.Status, out.Message = c.Reason, c.Message
@@ -232,13 +268,13 @@ func printFleet(w io.Writer, format string, fs FleetStatus, p palette) error {
 		_, err := io.WriteString(w, "No ApplicationSets: apply one with 'kubectl apply -f', or preview one with 'flotilla generate -f'.\n")
 		return err
 	}
-	t := &table{header: []string{"NAMESPACE", "NAME", "CLUSTERS", "SYNCED", "HEALTHY", "PROGRESSING", "DEGRADED", "UNKNOWN", "ROLLOUT", "STATUS"}, colour: p, paint: map[int]bool{9: true}}
+	t := &table{header: []string{"NAMESPACE", "NAME", "CLUSTERS", "SYNCED", "HEALTHY", "PROGRESSING", "DEGRADED", "UNKNOWN", "ROLLOUT", "STATUS", "PHASE"}, colour: p, paint: map[int]bool{9: true}}
 	if format == "wide" {
 		t.header = append(t.header, "MESSAGE")
 	}
 	for _, s := range fs.ApplicationSets {
 		row := []string{s.Namespace, s.Name, itoa(s.Clusters), fmt.Sprintf("%d/%d", s.Synced, s.Applications), fmt.Sprintf("%d/%d", s.Healthy, s.Applications),
-			itoa(s.Progressing), itoa(s.Degraded), itoa(s.Unknown), s.Rollout.String(), s.Status}
+			itoa(s.Progressing), itoa(s.Degraded), itoa(s.Unknown), s.Rollout.String(), s.Status, s.Strategy.String()}
 		if format == "wide" {
 			row = append(row, s.Message)
 		}
@@ -329,6 +365,9 @@ func printSet(w io.Writer, format string, d SetDetail, now time.Time, p palette)
 	fmt.Fprintf(w, "ApplicationSet %s/%s: %d clusters, %d/%d healthy, rollout %s, %s\n", d.Namespace, d.Name, d.Clusters, d.Healthy, d.SetStatus.Applications, d.Rollout.String(), p.word(d.Status))
 	if d.Message != "" {
 		fmt.Fprintf(w, "  %s\n", d.Message)
+	}
+	if r := d.Strategy; r != nil {
+		fmt.Fprintf(w, "Rolling update: %s at step %s, target %s, stable %s\n  %s\n", p.word(r.Phase), r.Step, git.ShortSHA(r.Target), git.ShortSHA(r.Stable), r.Message)
 	}
 	fmt.Fprintln(w)
 	if len(d.Applications) == 0 {

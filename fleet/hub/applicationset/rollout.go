@@ -524,8 +524,14 @@ func short(commit string) string {
 	return commit
 }
 
+// ptrTime is t rounded up to the second, as status stores it: a bake or a
+// deadline counted from it is never shorter than asked.
 func ptrTime(t time.Time) *metav1.Time {
-	mt := metav1.NewTime(t.Truncate(time.Second))
+	r := t.Truncate(time.Second)
+	if r.Before(t) {
+		r = r.Add(time.Second)
+	}
+	mt := metav1.NewTime(r)
 	return &mt
 }
 
