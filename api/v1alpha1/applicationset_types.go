@@ -454,6 +454,9 @@ type RolloutStatus struct {
 	// BakeStartTime: when the current step became Healthy at the target.
 	// +optional
 	BakeStartTime *metav1.Time `json:"bakeStartTime,omitempty"`
+	// PausedFrom is the phase a paused rollout returns to on resume.
+	// +optional
+	PausedFrom RolloutPhase `json:"pausedFrom,omitempty"`
 	// FailureTime: when the step failed (rollback time counts from here).
 	// +optional
 	FailureTime *metav1.Time `json:"failureTime,omitempty"`

@@ -177,6 +177,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		spent = append(spent, flotillav1.AnnotationRolloutAction) // handled (or refused, with an Event)
 	}
 	if len(spent) > 0 {
+		rollout := set.Status.Rollout // this reconcile's, which the patch's response would replace with the stored one
 		patch := client.MergeFrom(set.DeepCopy())
 		for _, k := range spent {
 			delete(set.Annotations, k)
@@ -184,6 +185,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.Client.Patch(ctx, set, patch); err != nil {
 			return ctrl.Result{}, err
 		}
+		set.Status.Rollout = rollout
 	}
 	if writeErr == nil {
 		r.rolloutDone(set, rolled)

@@ -106,10 +106,10 @@ func planRollout(in rolloutInput) *rolloutPlan {
 		return p
 	}
 	p.handleAction(in)
+	p.pause(in)
 	if in.target != "" && in.target != st.TargetCommit && !in.paused {
 		p.start(in.target)
 	}
-	p.pause(in)
 	for st.Phase == flotillav1.RolloutProgressing || st.Phase == flotillav1.RolloutBaking {
 		if !p.evaluate(in, members) {
 			break
@@ -174,7 +174,7 @@ func majorityPin(existing map[string]*flotillav1.Application) string {
 // start begins rolling out target from the first step.
 func (p *rolloutPlan) start(target string) {
 	st := &p.status
-	st.TargetCommit = target
+	st.TargetCommit, st.PausedFrom = target, ""
 	st.CurrentStep, st.BakeStartTime, st.FailureTime = 0, nil, nil
 	st.StepStartTime = ptrTime(p.now)
 	if target == st.StableCommit {
@@ -213,7 +213,7 @@ func (p *rolloutPlan) handleAction(in rolloutInput) {
 			return
 		}
 		st.StableCommit, st.Phase, st.BakeStartTime = to, flotillav1.RolloutRolledBack, nil
-		st.FailureTime = ptrTime(p.now)
+		st.FailureTime = failureTime(p.now)
 		if st.TargetCommit == to {
 			st.Phase = flotillav1.RolloutComplete
 		}
@@ -223,26 +223,22 @@ func (p *rolloutPlan) handleAction(in rolloutInput) {
 	}
 }
 
-// pause freezes the rollout while the set is paused, and restarts the
-// step's clocks when it is resumed.
+// pause freezes the rollout while the set is paused (phase Paused, the
+// phase it had kept in pausedFrom) and, on resume, restores that phase,
+// restarting the step's clocks if it was moving.
 func (p *rolloutPlan) pause(in rolloutInput) {
 	st := &p.status
 	switch {
-	case in.paused && (st.Phase == flotillav1.RolloutProgressing || st.Phase == flotillav1.RolloutBaking || st.Phase == flotillav1.RolloutComplete):
-		st.Phase = flotillav1.RolloutPaused
-		st.BakeStartTime = nil
-		st.Message = fmt.Sprintf("paused at step %s: nothing moves until flotilla rollout resume", stepName(in.strategy, int(st.CurrentStep)))
-		if st.TargetCommit == st.StableCommit {
-			st.Message = "paused: a new commit waits until flotilla rollout resume"
-		}
+	case in.paused && st.Phase != flotillav1.RolloutPaused:
+		st.PausedFrom, st.Phase, st.BakeStartTime = st.Phase, flotillav1.RolloutPaused, nil
+		st.Message = fmt.Sprintf("paused at step %s: nothing moves, and a new commit waits, until flotilla rollout resume", stepName(in.strategy, int(st.CurrentStep)))
 	case !in.paused && st.Phase == flotillav1.RolloutPaused:
-		st.StepStartTime, st.BakeStartTime = ptrTime(in.now), nil
-		st.Phase = flotillav1.RolloutProgressing
-		if st.TargetCommit == st.StableCommit {
-			st.Phase = flotillav1.RolloutComplete
-		}
-		if in.target != "" && in.target != st.TargetCommit {
-			p.start(in.target)
+		st.Phase, st.PausedFrom = st.PausedFrom, ""
+		switch st.Phase {
+		case flotillav1.RolloutHalted, flotillav1.RolloutRolledBack, flotillav1.RolloutComplete:
+		default:
+			st.Phase = flotillav1.RolloutProgressing
+			st.StepStartTime, st.BakeStartTime = ptrTime(in.now), nil
 		}
 	}
 }
@@ -369,7 +365,7 @@ func (p *rolloutPlan) nextStep(in rolloutInput) {
 // fail halts the rollout or, with autoRollback, rolls it back.
 func (p *rolloutPlan) fail(in rolloutInput, why string) {
 	st := &p.status
-	st.FailureTime, st.BakeStartTime = ptrTime(in.now), nil
+	st.FailureTime, st.BakeStartTime = failureTime(in.now), nil
 	if in.strategy.AutoRollback {
 		st.Phase = flotillav1.RolloutRolledBack
 		st.Message = why + fmt.Sprintf("; rolled back to the stable commit %s; %s will not be rolled out again, a newer commit will", short(st.StableCommit), short(st.TargetCommit))
@@ -388,7 +384,11 @@ func (p *rolloutPlan) count(in rolloutInput, members []member) {
 	st.Steps = st.Steps[:0]
 	for i := range in.strategy.Steps {
 		c := p.countStep(in, members, i)
-		st.Steps = append(st.Steps, flotillav1.RolloutStepStatus{Name: stepName(in.strategy, i), Applications: int32(c.apps),
+		name := in.strategy.Steps[i].Name
+		if name == "" {
+			name = fmt.Sprintf("step-%d", i+1)
+		}
+		st.Steps = append(st.Steps, flotillav1.RolloutStepStatus{Name: name, Applications: int32(c.apps),
 			Updated: int32(c.updated), Healthy: int32(c.healthy), Failed: int32(c.failed), Unknown: int32(c.unknown)})
 	}
 }
@@ -532,6 +532,13 @@ func ptrTime(t time.Time) *metav1.Time {
 		r = r.Add(time.Second)
 	}
 	mt := metav1.NewTime(r)
+	return &mt
+}
+
+// failureTime is t rounded down to the second: a rollback's measured
+// time is never shorter than it took.
+func failureTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.Truncate(time.Second))
 	return &mt
 }
 

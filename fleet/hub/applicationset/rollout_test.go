@@ -213,7 +213,14 @@ func TestRolloutDegradedStepRollsBack(t *testing.T) {
 	if !p.rolledBack || !strings.Contains(s.status.Message, "c1-app (cluster c1) is Degraded") {
 		t.Fatalf("rolledBack %v, message %q", p.rolledBack, s.status.Message)
 	}
-	// The branch still names the bad commit: it is not rolled out again.
+	// The branch still names the bad commit: it is not rolled out again,
+	// neither now nor after a pause and resume.
+	s.reconcile(commitT)
+	s.want(flotillav1.RolloutRolledBack, 0, allS)
+	s.paused = true
+	s.reconcile(commitT)
+	s.want(flotillav1.RolloutPaused, 0, allS)
+	s.paused = false
 	s.reconcile(commitT)
 	s.want(flotillav1.RolloutRolledBack, 0, allS)
 	s.now = s.now.Add(20 * time.Second)
