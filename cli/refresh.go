@@ -35,6 +35,11 @@ func newRefreshCommand(s Streams) *cobra.Command {
 poll: every Application of the ApplicationSet SET (only those on --cluster, if
 given), or the hub Application APPLICATION.
 
+The hub pins Applications to the commit their branch resolved to; without
+--cluster, the request also asks the hub to resolve the set's branch again
+at once (the set's own flotilla.dev/refresh), so a new commit is picked up
+now rather than at the hub's next poll.
+
 --sync also applies once, for Applications without automated sync (those
 with it apply a new render anyway).
 
@@ -77,6 +82,15 @@ func (o *refreshOptions) run(ctx context.Context, s Streams, name string) error 
 	if o.sync {
 		keys = append(keys, flotillav1.AnnotationSync)
 	}
+	// The hub pins each Application to the commit its branch resolved to:
+	// the set's own refresh request makes the hub resolve the branch again
+	// now, before the agents re-read Git (a refresh of the Applications
+	// alone would re-read the commit already pinned).
+	if set := apps[0].Labels[flotillav1.LabelApplicationSet]; set != "" && o.cluster == "" {
+		if err := o.refreshSet(ctx, hub.client, apps[0].Namespace, set, token); err != nil {
+			return err
+		}
+	}
 	for i := range apps {
 		a := &apps[i]
 		patch := client.MergeFrom(a.DeepCopy())
@@ -95,6 +109,23 @@ func (o *refreshOptions) run(ctx context.Context, s Streams, name string) error 
 		return nil
 	}
 	return o.waitHandled(ctx, s.Out, hub.client, apps, token)
+}
+
+// refreshSet asks the hub to resolve the set's revisions again now.
+func (o *refreshOptions) refreshSet(ctx context.Context, c client.Client, namespace, name, token string) error {
+	set := &flotillav1.ApplicationSet{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, set); err != nil {
+		return fmt.Errorf("read ApplicationSet %s/%s: %w", namespace, name, err)
+	}
+	patch := client.MergeFrom(set.DeepCopy())
+	if set.Annotations == nil {
+		set.Annotations = map[string]string{}
+	}
+	set.Annotations[flotillav1.AnnotationRefresh] = token
+	if err := c.Patch(ctx, set, patch); err != nil {
+		return fmt.Errorf("request a refresh of ApplicationSet %s/%s: %w", namespace, name, err)
+	}
+	return nil
 }
 
 // targets are the hub Applications name means: the set's (on --cluster),

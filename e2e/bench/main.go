@@ -146,7 +146,7 @@ func run(c config) error {
 	}
 	r.gitClusters, r.gitApps = gitClusters, gitApps
 	if c.want("git") {
-		if r.gitPoll, r.gitRefresh, r.gitPollSynced, r.gitRefreshSynced, err = benchGitChange(ctx, c, gitClusters, gitApps, reps); err != nil {
+		if r.git, err = benchGitChange(ctx, c, gitClusters, gitApps, reps); err != nil {
 			r.fail("Git change", err)
 		}
 	}

@@ -1,14 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/hub/webhook"
 	"github.com/flotilla-dev/flotilla/internal/localfleet"
 	"github.com/flotilla-dev/flotilla/internal/procstat"
 )
@@ -116,84 +118,92 @@ func benchAddCluster(ctx context.Context, c config, reps int) ([]time.Duration, 
 
 // --- 4. Git change --------------------------------------------------------
 
-type target struct{ spoke, ns string }
-
-// refreshAll annotates every spoke Application of the targets with
-// flotilla.dev/refresh=rev, concurrently, and returns how long it took.
-func refreshAll(ctx context.Context, f *localfleet.Fleet, targets []target, rev string) (time.Duration, error) {
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(targets))
-	for _, t := range targets {
-		c := f.Spokes[t.spoke].Client
-		list := &flotillav1.ApplicationList{}
-		if err := c.List(ctx, list, client.InNamespace(t.ns)); err != nil {
-			return 0, err
-		}
-		for j := range list.Items {
-			a := &list.Items[j]
-			wg.Go(func() {
-				patch := client.MergeFrom(a.DeepCopy())
-				if a.Annotations == nil {
-					a.Annotations = map[string]string{}
-				}
-				a.Annotations[flotillav1.AnnotationRefresh] = rev
-				if err := c.Patch(ctx, a, patch); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			})
-		}
+// refreshSet annotates the hub's set with flotilla.dev/refresh=rev (what
+// `flotilla refresh SET` does): the hub resolves its branch again at once.
+func refreshSet(ctx context.Context, c client.Client, name, rev string) error {
+	set := &flotillav1.ApplicationSet{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, set); err != nil {
+		return err
 	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return 0, err
-	default:
-		return time.Since(start), nil
+	patch := client.MergeFrom(set.DeepCopy())
+	if set.Annotations == nil {
+		set.Annotations = map[string]string{}
 	}
+	set.Annotations[flotillav1.AnnotationRefresh] = rev
+	return c.Patch(ctx, set, patch)
 }
+
+// pushWebhook sends a GitHub push event for repoURL, signed with secret.
+func pushWebhook(ctx context.Context, port int, secret, repoURL string) error {
+	body := fmt.Appendf(nil, `{"ref":"refs/heads/main","repository":{"clone_url":%q}}`, repoURL)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", port, webhook.Path), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+webhook.Sign([]byte(secret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("webhook: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// gitChangeResult: per mode (poll, refresh, webhook), the time until every
+// Application is Healthy at the commit (all) and first reported it (synced).
+type gitChangeResult struct{ all, synced map[string][]time.Duration }
 
 // benchGitChange: 10 clusters (2 apiservers × 5 agent namespaces, one agent
 // each) × 10 apps; a commit changing every app's image tag, until all 100
 // report the new revision Healthy. Once with the agents' polling, once with
 // an explicit refresh of the spoke Applications after the commit.
-func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (poll, refresh, pollSynced, refreshSynced []time.Duration, err error) {
+func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (res gitChangeResult, err error) {
+	res = gitChangeResult{all: map[string][]time.Duration{}, synced: map[string][]time.Duration{}}
 	spokes := []string{"spoke-1", "spoke-2"}
-	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, "git-change"), Spokes: spokes, ControlPlaneBin: c.cp, FlotillaBin: c.bin})
+	port, err := freePort()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return res, err
+	}
+	f, err := localfleet.Start(ctx, localfleet.Options{Dir: filepath.Join(c.work, "git-change"), Spokes: spokes, ControlPlaneBin: c.cp, FlotillaBin: c.bin,
+		HubArgs: []string{fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", port)}})
+	if err != nil {
+		return res, err
 	}
 	defer func() { _ = f.Stop() }()
 	hc := f.Hub.Client
-	var targets []target
+	const hookSecret = "bench-hook-secret"
+	if err := hc.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: flotillav1.SystemNamespace, Name: webhook.SecretName},
+		StringData: map[string]string{"github": hookSecret}}); err != nil {
+		return res, err
+	}
 	for i := range clusters {
 		spoke := spokes[i%2]
 		ns := fmt.Sprintf("gc-%02d", i)
-		targets = append(targets, target{spoke, ns})
 		if _, err := f.StartExtraAgent(ctx, spoke, ns); err != nil {
-			return nil, nil, nil, nil, err
+			return res, err
 		}
 		raw, err := os.ReadFile(f.Spokes[spoke].Kubeconfig)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return res, err
 		}
 		name := fmt.Sprintf("gc-%02d", i)
 		if err := hc.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: flotillav1.SystemNamespace}, Data: map[string][]byte{"value": raw}}); err != nil {
-			return nil, nil, nil, nil, err
+			return res, err
 		}
 		if err := hc.Create(ctx, &flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"env": "gitbench"}},
 			Spec: flotillav1.MemberClusterSpec{KubeconfigSecretRef: flotillav1.SecretKeyReference{Name: name + "-kubeconfig", Key: "value"}, AgentNamespace: ns}}); err != nil {
-			return nil, nil, nil, nil, err
+			return res, err
 		}
 	}
 	apps := appNames(nApps)
 	total := clusters * nApps
 	repo, err := f.Git.CreateRepo("fleet")
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return res, err
 	}
 	files := localfleet.SampleFiles(apps, "t0")
 	for k, v := range files {
@@ -203,13 +213,13 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 	}
 	rev, err := repo.Commit(files, "10 apps")
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return res, err
 	}
 	set := localfleet.SampleAppSet("git", "default", repo.URL, "gitbench")
 	// Two clusters share an apiserver: one namespace per cluster and app.
 	set = replaceOnce(set, "namespace: '{{ .path.basename }}'", "namespace: '{{ .name }}-{{ .path.basename }}'")
 	if err := f.ApplyYAML(ctx, "git", set); err != nil {
-		return nil, nil, nil, nil, err
+		return res, err
 	}
 	// wait returns when all 100 are Healthy at rev, and when all 100 first
 	// reported rev (applied, maybe still rolling out).
@@ -236,9 +246,9 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 		return synced, err
 	}
 	if _, err := wait(rev, time.Now()); err != nil {
-		return nil, nil, nil, nil, err
+		return res, err
 	}
-	for _, mode := range []string{"poll", "refresh"} {
+	for _, mode := range []string{"poll", "refresh", "webhook"} {
 		for i := range reps {
 			files := map[string]string{}
 			for _, a := range apps {
@@ -246,33 +256,29 @@ func benchGitChange(ctx context.Context, c config, clusters, nApps, reps int) (p
 			}
 			rev, err := repo.Commit(files, "new tag")
 			if err != nil {
-				return nil, nil, nil, nil, err
+				return res, err
 			}
 			start := time.Now()
-			if mode == "refresh" {
-				// All at once, as a Git webhook receiver would: annotating the
-				// 100 copies one after the other took ~40 s of the measure on
-				// the saturated cores (each request queued behind the fleet).
-				sent, err := refreshAll(ctx, f, targets, rev)
-				if err != nil {
-					return nil, nil, nil, nil, err
+			switch mode {
+			case "refresh":
+				if err := refreshSet(ctx, hc, "git", rev); err != nil {
+					return res, err
 				}
-				logf("  refresh %d/%d: 100 refresh annotations written in %s", i+1, reps, sent.Round(10*time.Millisecond))
+			case "webhook":
+				if err := pushWebhook(ctx, port, hookSecret, repo.URL); err != nil {
+					return res, err
+				}
 			}
 			synced, err := wait(rev, start)
 			if err != nil {
-				return nil, nil, nil, nil, err
+				return res, err
 			}
 			d := time.Since(start)
-			if mode == "poll" {
-				poll, pollSynced = append(poll, d), append(pollSynced, synced)
-			} else {
-				refresh, refreshSynced = append(refresh, d), append(refreshSynced, synced)
-			}
+			res.all[mode], res.synced[mode] = append(res.all[mode], d), append(res.synced[mode], synced)
 			logf("  %s %d/%d: all at the commit in %s, all Healthy in %s", mode, i+1, reps, synced.Round(10*time.Millisecond), d.Round(10*time.Millisecond))
 		}
 	}
-	return poll, refresh, pollSynced, refreshSynced, nil
+	return res, nil
 }
 
 func replaceOnce(s, old, new string) string {

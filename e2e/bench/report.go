@@ -19,9 +19,7 @@ type report struct {
 	generator            *generatorResult
 	fanout               []*fanoutResult
 	addCluster           []time.Duration
-	gitPoll, gitRefresh  []time.Duration
-	gitPollSynced        []time.Duration
-	gitRefreshSynced     []time.Duration
+	git                  gitChangeResult
 	agent                []*agentResult
 	render               []renderResult
 	helmAgent            *agentResult
@@ -90,8 +88,8 @@ func (r *report) write(c config) error {
 		target      float64
 	}{
 		{"add-cluster.png", "Add a cluster: 20 apps Healthy on it", r.addCluster, 10},
-		{"git-change-poll.png", "Git change, agents polling: all apps Healthy at the new commit", r.gitPoll, 0},
-		{"git-change-refresh.png", "Git change, explicit refresh: all apps Healthy at the new commit", r.gitRefresh, 0},
+		{"git-change-poll.png", "Git change, hub polling: all apps Healthy at the new commit", r.git.all["poll"], 0},
+		{"git-change-webhook.png", "Git change, webhook: all apps Healthy at the new commit", r.git.all["webhook"], 0},
 	}
 	for _, pl := range plots {
 		if len(pl.samples) == 0 {
@@ -207,13 +205,18 @@ func (r *report) write(c config) error {
 	w("")
 	w("| mode | all at the new commit (applied) | all Healthy at it |")
 	w("|---|---|---|")
-	w("| polling (agents re-check Git every 15 s here; default 3 m) | %s | %s |", dist(r.gitPollSynced), dist(r.gitPoll))
-	w("| explicit refresh (spoke Applications annotated `flotilla.dev/refresh` right after the commit, all at once, as a Git webhook receiver would) | %s | %s |", dist(r.gitRefreshSynced), dist(r.gitRefresh))
+	w("| polling (the hub resolves the branch every 15 s here; default 3 m) | %s | %s |", dist(r.git.synced["poll"]), dist(r.git.all["poll"]))
+	w("| `flotilla refresh` (the set annotated `flotilla.dev/refresh` right after the commit: the hub resolves at once) | %s | %s |", dist(r.git.synced["refresh"]), dist(r.git.all["refresh"]))
+	w("| webhook (a signed GitHub push event to the hub right after the commit) | %s | %s |", dist(r.git.synced["webhook"]), dist(r.git.all["webhook"]))
+	if p, h := median(seconds(r.git.synced["poll"])), median(seconds(r.git.synced["webhook"])); h > 0 {
+		w("")
+		w("Webhook vs polling, median time until every Application runs the commit: %.1f s vs %.1f s (%.1f× faster).", h, p, p/h)
+	}
 	w("")
 	w("The apps are Deployments of one replica (kwok pods) plus a Service; \"Healthy\" includes each Deployment's rollout by kube-controller-manager on the shared cores.")
 	w("")
 	w("![polling](%s/git-change-poll.png)", c.plots)
-	w("![refresh](%s/git-change-refresh.png)", c.plots)
+	w("![webhook](%s/git-change-webhook.png)", c.plots)
 	w("")
 	w("## 5. Agent")
 	w("")

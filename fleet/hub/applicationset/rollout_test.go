@@ -5,10 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 )
 
 const (
@@ -348,6 +352,31 @@ func TestMaxUpdate(t *testing.T) {
 	}{{intstr.FromInt32(2), 5, 2}, {intstr.FromString("25%"), 5, 2}, {intstr.FromString("10%"), 3, 1}, {intstr.FromString("100%"), 4, 4}} {
 		if got := maxUpdate(flotillav1.RolloutStep{MaxUpdate: &tc.v}, tc.n); got != tc.w {
 			t.Errorf("maxUpdate %s of %d = %d, want %d", tc.v.String(), tc.n, got, tc.w)
+		}
+	}
+}
+
+func TestRolloutMetrics(t *testing.T) {
+	r := &Reconciler{}
+	set := &flotillav1.ApplicationSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "metrics-set"}}
+	r.rolloutDone(set, &rolloutPlan{status: flotillav1.RolloutStatus{Phase: flotillav1.RolloutRolledBack}, stepPassed: []time.Duration{3 * time.Second},
+		rolledBack: true, rollbackDone: 7 * time.Second})
+	if v := testutil.ToFloat64(metrics.RolloutPhase.WithLabelValues("ns", "metrics-set", "RolledBack")); v != 1 {
+		t.Fatalf("phase RolledBack = %v", v)
+	}
+	if v := testutil.ToFloat64(metrics.RolloutPhase.WithLabelValues("ns", "metrics-set", "Complete")); v != 0 {
+		t.Fatalf("phase Complete = %v", v)
+	}
+	if v := testutil.ToFloat64(metrics.Rollbacks.WithLabelValues("ns", "metrics-set")); v != 1 {
+		t.Fatalf("rollbacks = %v", v)
+	}
+	if n := testutil.CollectAndCount(metrics.RollbackDuration); n != 1 {
+		t.Fatalf("%d rollback duration series", n)
+	}
+	forgetRollout(types.NamespacedName{Namespace: "ns", Name: "metrics-set"})
+	for _, c := range []prometheus.Collector{metrics.RolloutPhase, metrics.RolloutStepDuration, metrics.Rollbacks, metrics.RollbackDuration} {
+		if n := testutil.CollectAndCount(c); n != 0 {
+			t.Fatalf("%d series left after the set is gone", n)
 		}
 	}
 }
