@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +18,7 @@ import (
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/charts"
+	"github.com/flotilla-dev/flotilla/internal/project"
 )
 
 type installOptions struct {
@@ -153,6 +156,14 @@ func (o *installOptions) install(ctx context.Context, s Streams) error {
 	if err := applyAll(ctx, hub, r.Objects, s.ErrOut); err != nil {
 		return err
 	}
+	// The default Project keeps single-team use working; an existing one
+	// (narrowed by the platform team) is never changed.
+	switch err := createDefaultProject(ctx, hub.client, o.namespace); {
+	case err == nil:
+		fmt.Fprintf(s.ErrOut, "  created Project %s/default (anything, anywhere: narrow it with 'kubectl edit fproj default -n %s')\n", o.namespace, o.namespace)
+	case !apierrors.IsAlreadyExists(err):
+		return fmt.Errorf("create the default Project: %w", err)
+	}
 	deploys := false
 	for _, obj := range r.Objects {
 		deploys = deploys || obj.GetKind() == "Deployment"
@@ -248,4 +259,21 @@ func purgeUserObjects(ctx context.Context, hub *conn, timeout time.Duration, s S
 
 func purgeError(what string, err error) error {
 	return fmt.Errorf("purge: %s: %w", what, err)
+}
+
+// createDefaultProject creates the default Project, waiting (up to 30 s)
+// for the Project CRD just applied to be served.
+func createDefaultProject(ctx context.Context, c client.Client, namespace string) error {
+	var err error
+	for range 60 {
+		if err = c.Create(ctx, project.Default(namespace)); !apimeta.IsNoMatchError(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return err
 }

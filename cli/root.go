@@ -43,7 +43,7 @@ func NewRootCommand(s Streams) *cobra.Command {
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.AddCommand(newInstallCommand(s), newUninstallCommand(s), newClusterCommand(s), newStatusCommand(s),
-		newGenerateCommand(s), newDiffCommand(s), newRenderCommand(s), newDashboardCommand(s), newRefreshCommand(s), newRolloutCommand(s), newRepoCommand(s), newSandboxCommand(s), newVersionCommand(s))
+		newGenerateCommand(s), newDiffCommand(s), newRenderCommand(s), newDashboardCommand(s), newRefreshCommand(s), newRolloutCommand(s), newProjectCommand(s), newRepoCommand(s), newSandboxCommand(s), newVersionCommand(s))
 	return root
 }
 

@@ -148,7 +148,9 @@ type SetStatus struct {
 	Unknown      int32    `json:"unknown"`
 	Rollout      *Rollout `json:"rollout,omitempty"`
 	// Strategy is the rolling update's state (sets with a RollingUpdate strategy).
-	Strategy   *RolloutState   `json:"strategy,omitempty"`
+	Strategy *RolloutState `json:"strategy,omitempty"`
+	// Project the set's Applications use (its template's spec.project).
+	Project    string          `json:"project"`
 	Status     string          `json:"status"`
 	Message    string          `json:"message,omitempty"`
 	NotHealthy []NotHealthyApp `json:"notHealthy,omitempty"`
@@ -219,6 +221,7 @@ func setStatus(set *flotillav1.ApplicationSet) SetStatus {
 		out.Rollout = &Rollout{Revision: r.Revision, Applications: r.Applications, Healthy: r.Healthy, Of: st.Summary.Applications}
 	}
 	out.Strategy = rolloutState(set)
+	out.Project = orText(set.Spec.Template.Spec.Project, flotillav1.DefaultProject)
 	// A generation error wins: it is what the user must fix.
 	if c := apimeta.FindStatusCondition(st.Conditions, flotillav1.ConditionParametersGenerated); c != nil && c.Status == metav1.ConditionFalse {
 		out.Status, out.Message = c.Reason, c.Message
@@ -270,13 +273,13 @@ func printFleet(w io.Writer, format string, fs FleetStatus, p palette) error {
 	}
 	t := &table{header: []string{"NAMESPACE", "NAME", "CLUSTERS", "SYNCED", "HEALTHY", "PROGRESSING", "DEGRADED", "UNKNOWN", "ROLLOUT", "STATUS", "PHASE"}, colour: p, paint: map[int]bool{9: true}}
 	if format == "wide" {
-		t.header = append(t.header, "MESSAGE")
+		t.header = append(t.header, "PROJECT", "MESSAGE")
 	}
 	for _, s := range fs.ApplicationSets {
 		row := []string{s.Namespace, s.Name, itoa(s.Clusters), fmt.Sprintf("%d/%d", s.Synced, s.Applications), fmt.Sprintf("%d/%d", s.Healthy, s.Applications),
 			itoa(s.Progressing), itoa(s.Degraded), itoa(s.Unknown), s.Rollout.String(), s.Status, s.Strategy.String()}
 		if format == "wide" {
-			row = append(row, s.Message)
+			row = append(row, s.Project, s.Message)
 		}
 		t.add(row...)
 	}
@@ -291,6 +294,7 @@ type AppStatus struct {
 	Health      string       `json:"health"`
 	Revision    string       `json:"revision,omitempty"`
 	Delivered   string       `json:"delivered"`
+	Project     string       `json:"project"`
 	Created     metav1.Time  `json:"created"`
 	LastSync    *metav1.Time `json:"lastSync,omitempty"`
 	Message     string       `json:"message,omitempty"`
@@ -320,7 +324,7 @@ func (o *statusOptions) set(ctx context.Context, hub *conn, name string, w io.Wr
 
 func appStatus(a *flotillav1.Application) AppStatus {
 	out := AppStatus{Cluster: a.Spec.Destination.Cluster, Application: a.Name, Sync: orUnknown(string(a.Status.Sync.Status)), Health: orUnknown(string(a.Status.Health.Status)),
-		Revision: a.Status.Sync.Revision, Delivered: conditionWord(a.Status.Conditions, flotillav1.ConditionDelivered), Created: a.CreationTimestamp, LastSync: a.Status.LastSyncTime}
+		Revision: a.Status.Sync.Revision, Delivered: conditionWord(a.Status.Conditions, flotillav1.ConditionDelivered), Project: orText(a.Spec.Project, flotillav1.DefaultProject), Created: a.CreationTimestamp, LastSync: a.Status.LastSyncTime}
 	healthy := apimeta.FindStatusCondition(a.Status.Conditions, flotillav1.ConditionHealthy)
 	switch {
 	case healthy != nil && healthy.Status == metav1.ConditionUnknown && darkReasons[healthy.Reason]:
@@ -376,7 +380,7 @@ func printSet(w io.Writer, format string, d SetDetail, now time.Time, p palette)
 	}
 	t := &table{header: []string{"CLUSTER", "APPLICATION", "SYNC", "HEALTH", "REVISION", "AGE", "MESSAGE"}, colour: p, paint: map[int]bool{2: true, 3: true}}
 	if format == "wide" {
-		t.header = []string{"CLUSTER", "APPLICATION", "SYNC", "HEALTH", "REVISION", "DELIVERED", "AGE", "LAST-SYNC", "MESSAGE"}
+		t.header = []string{"CLUSTER", "APPLICATION", "SYNC", "HEALTH", "REVISION", "DELIVERED", "PROJECT", "AGE", "LAST-SYNC", "MESSAGE"}
 		t.paint = map[int]bool{2: true, 3: true, 5: true}
 	}
 	for _, a := range d.Applications {
@@ -390,7 +394,7 @@ func printSet(w io.Writer, format string, d SetDetail, now time.Time, p palette)
 			if a.LastSync != nil {
 				last = age(a.LastSync.Time, now)
 			}
-			t.add(a.Cluster, a.Application, a.Sync, a.Health, rev, a.Delivered, age(a.Created.Time, now), last, oneLine(a.Message, 200))
+			t.add(a.Cluster, a.Application, a.Sync, a.Health, rev, a.Delivered, a.Project, age(a.Created.Time, now), last, oneLine(a.Message, 200))
 			continue
 		}
 		t.add(a.Cluster, a.Application, a.Sync, a.Health, rev, age(a.Created.Time, now), msg)

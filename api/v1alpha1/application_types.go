@@ -241,6 +241,13 @@ type SyncPolicy struct {
 // ApplicationSpec is the desired state of an Application.
 // +kubebuilder:validation:XValidation:rule="size(self.destination.cluster) > 0",message="destination.cluster is required: name the MemberCluster this Application runs on"
 type ApplicationSpec struct {
+	// Project names the Project (in the hub's namespace) that bounds what
+	// this Application may deploy, from where, to where. Empty means
+	// "default".
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Project string `json:"project,omitempty"`
+
 	// Source is the Git location of the manifests.
 	// +required
 	Source ApplicationSource `json:"source"`

@@ -21,6 +21,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&MemberCluster{}, &MemberClusterList{},
 		&ApplicationSet{}, &ApplicationSetList{},
 		&Application{}, &ApplicationList{},
+		&Project{}, &ProjectList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

@@ -80,6 +80,10 @@ const (
 	// Application back to the stable commit) or "rollback:<commit>" (to
 	// that commit, which becomes stable). The hub removes it once handled.
 	AnnotationRolloutAction = "flotilla.dev/rollout-action"
+	// AnnotationProjectRules on a spoke Application carries its Project's
+	// rules (JSON ProjectRules), set by the hub's delivery: the agent checks
+	// them again and impersonates the Project's ServiceAccount.
+	AnnotationProjectRules = "flotilla.dev/project-rules"
 	// AnnotationTokenExpires (RFC 3339) on a kubeconfig Secret on the hub
 	// says when the token in it expires.
 	AnnotationTokenExpires = "flotilla.dev/token-expires"

@@ -38,6 +38,13 @@ const (
 	// ReasonRolloutAction: a person's rollout command was handled (or refused).
 	ReasonRolloutAction = "RolloutAction"
 
+	// ReasonProjectViolation: an Application breaks its Project's rules
+	// (hub: nothing of the set is written, or the Application is not
+	// delivered; agent: the Application or an object is refused).
+	ReasonProjectViolation = "ProjectViolation"
+	// ReasonPolicyViolation: an object breaks the spoke's own policy (agent flags).
+	ReasonPolicyViolation = "PolicyViolation"
+
 	// Application on the hub (Delivered).
 	ReasonDelivered          = "Delivered"
 	ReasonClusterNotFound    = "ClusterNotFound"

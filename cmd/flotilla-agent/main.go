@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -18,6 +19,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/helmchart"
 	"github.com/flotilla-dev/flotilla/internal/kube"
+	"github.com/flotilla-dev/flotilla/internal/project"
 	"github.com/flotilla-dev/flotilla/internal/version"
 )
 
@@ -60,6 +62,16 @@ func parseFlags() *flags {
 		return err
 	})
 	flag.IntVar(&o.RenderConcurrency, "render-concurrency", agent.DefaultRenderConcurrency, "renders at once: keep render-concurrency × render-memory plus ~100Mi under the agent's memory limit")
+	flag.StringVar(&o.DefaultServiceAccount, "default-service-account", "", "ServiceAccount (in --namespace) the agent impersonates to apply Applications whose Project names none; empty: the agent applies them itself")
+	flag.Func("allowed-namespaces", "spoke policy: comma-separated globs of the namespaces objects may land in (empty: any); the hub cannot change it", kube.CommaList(&o.Policy.AllowedNamespaces))
+	flag.Func("denied-kinds", "spoke policy: comma-separated group/Kind (or Kind, core group) never applied, e.g. rbac.authorization.k8s.io/ClusterRoleBinding", func(v string) error {
+		kinds, err := project.ParseKinds(strings.Split(v, ","))
+		o.Policy.DeniedKinds = kinds
+		return err
+	})
+	flag.BoolVar(&o.Policy.DenyClusterScoped, "deny-cluster-scoped", false, "spoke policy: refuse every cluster-scoped object")
+	flag.BoolVar(&o.Policy.ProtectAgentNamespace, "protect-agent-namespace", true, "spoke policy: refuse objects in the agent's own namespace")
+	flag.BoolVar(&o.Policy.DenyClusterAdminBindings, "deny-cluster-admin-bindings", true, "spoke policy: refuse RoleBindings and ClusterRoleBindings to the ClusterRole cluster-admin")
 	flag.BoolVar(&f.leaderElect, "leader-elect", false, "run with leader election, for more than one replica (one applies, the others stand by)")
 	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint ('0' disables it)")
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")

@@ -53,6 +53,8 @@ func parseFlags() *flags {
 	flag.BoolVar(&o.CAPIImport, "cluster-api-import", false, "import Cluster API Clusters as MemberClusters (needs the chart's capi.enabled RBAC): the agent is installed with the Cluster's kubeconfig, and the hub keeps only a least-privilege token")
 	flag.StringVar(&o.CAPIAgentImage, "capi-agent-image", "", "agent image installed on imported clusters (repository[:tag]; default: the agent chart's)")
 	flag.Func("capi-copy-labels", "comma-separated Cluster API Cluster label keys (globs, e.g. env,region,fleet.example.com/*) copied to imported MemberClusters; none by default, since whoever creates a Cluster would otherwise choose which sets deploy there", kube.CommaList(&o.CAPICopyLabels))
+	o.ApplicationSetNamespaces = nil
+	flag.Func("application-set-namespaces", "comma-separated globs of the namespaces whose ApplicationSets the hub reconciles (default: the hub's own --namespace; '*': every namespace); sets elsewhere are ignored. Each Project's sourceNamespaces still decides which of them may use it", kube.CommaList(&o.ApplicationSetNamespaces))
 	flag.BoolVar(&o.AllowExec, "allow-exec-credentials", false, "let MemberCluster kubeconfigs run exec credential plugins (off: they are refused)")
 	flag.StringVar(&o.GitCacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "flotilla-git"), "directory caching Git repositories")
 	flag.DurationVar(&o.GitTimeout, "git-timeout", 60e9, "timeout of each Git operation")
@@ -81,6 +83,9 @@ func parseFlags() *flags {
 	flag.IntVar(&f.gcPercent, "gc-percent", 50, "Go GC target percentage (GOGC), unless the GOGC environment variable is set: the hub's memory is mostly caches, and 50 instead of Go's 100 keeps its RSS ~20% lower at no measurable CPU cost (BENCHMARKS.md)")
 	f.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if o.ApplicationSetNamespaces == nil {
+		o.ApplicationSetNamespaces = []string{o.Namespace}
+	}
 	return f
 }
 

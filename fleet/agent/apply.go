@@ -45,6 +45,9 @@ type Applier struct {
 	Client client.Client
 	// CRDTimeout bounds the wait for a CRD to be Established (default 30s).
 	CRDTimeout time.Duration
+	// Check refuses an object before it is applied (Project rules, the
+	// spoke's policy); nil refuses nothing.
+	Check func(o *unstructured.Unstructured, namespaced bool) error
 }
 
 // Prepare sets namespaces (default for namespaced objects, none for cluster
@@ -87,6 +90,11 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured, app, defaultNS stri
 			continue
 		}
 		setNamespace(o, namespaced, defaultNS)
+		if a.Check != nil {
+			if err := a.Check(o, namespaced); err != nil {
+				errs[o] = err
+			}
+		}
 	}
 	return errs
 }
@@ -159,6 +167,11 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 			}
 			if namespaced, err := a.isNamespaced(o.GroupVersionKind()); err == nil {
 				setNamespace(o, namespaced, defaultNS)
+				if a.Check != nil {
+					if err := a.Check(o, namespaced); err != nil {
+						prepErrs[o] = err
+					}
+				}
 			} else {
 				prepErrs[o] = err
 			}
@@ -254,14 +267,14 @@ func (r *Reconciler) applyObjects(ctx context.Context, s *syncState) (bool, erro
 		return false, nil
 	}
 	if s.hasOption("CreateNamespace=true") && s.app.Spec.Destination.Namespace != "" {
-		if err := r.ensureNamespace(ctx, s.app.Name, s.app.Spec.Destination.Namespace); err != nil {
+		if err := r.ensureNamespace(ctx, s.writer, s.app.Name, s.app.Spec.Destination.Namespace); err != nil {
 			return false, err
 		}
 	}
 	if r.preSyncHooks(ctx, s) {
 		return true, nil
 	}
-	s.results = r.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting), s.app.Spec.IgnoreDifferences)
+	s.results = s.applier.Apply(ctx, s.objs, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting), s.app.Spec.IgnoreDifferences)
 	s.out.applied = true
 	m := s.memo
 	m.applied, m.appliedAt, m.errs, m.driftAt, m.drifted = true, time.Now(), map[string]error{}, time.Now(), nil
@@ -306,12 +319,12 @@ func (r *Reconciler) observe(ctx context.Context, s *syncState) []Result {
 // ensureNamespace creates the destination namespace when it is missing
 // (CreateNamespace=true), as created by app; an existing one is left as it
 // is, whoever made it.
-func (r *Reconciler) ensureNamespace(ctx context.Context, app, name string) error {
+func (r *Reconciler) ensureNamespace(ctx context.Context, w client.Client, app, name string) error {
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &corev1.Namespace{}); err == nil || !apierrors.IsNotFound(err) {
 		return client.IgnoreNotFound(err)
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{flotillav1.AnnotationApplication: app}}}
-	if err := r.Client.Create(ctx, ns, client.FieldOwner(flotillav1.FieldManagerAgent)); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := w.Create(ctx, ns, client.FieldOwner(flotillav1.FieldManagerAgent)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s (CreateNamespace=true): %w", name, err)
 	}
 	return nil

@@ -99,7 +99,7 @@ func (r *Reconciler) runHooks(ctx context.Context, s *syncState, phase string, h
 	if timeout <= 0 {
 		timeout = DefaultHookTimeout
 	}
-	prepErrs := r.applier.Prepare(hooks, s.app.Name, s.defaultNS)
+	prepErrs := s.applier.Prepare(hooks, s.app.Name, s.defaultNS)
 	for start := 0; start < len(hooks); {
 		end := start + 1
 		for end < len(hooks) && hookWeight(hooks[end]) == hookWeight(hooks[start]) {
@@ -117,7 +117,7 @@ func (r *Reconciler) runHooks(ctx context.Context, s *syncState, phase string, h
 				}
 			}
 		}
-		for _, res := range r.applier.Apply(ctx, group, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting), nil) {
+		for _, res := range s.applier.Apply(ctx, group, s.app.Name, s.defaultNS, s.hasOption(SyncOptionAdoptExisting), nil) {
 			if res.Err != nil {
 				return fmt.Errorf("%s hook %s: %w", phase, res.Ref, res.Err)
 			}
@@ -173,7 +173,7 @@ func (r *Reconciler) deleteHook(ctx context.Context, s *syncState, h *unstructur
 		return fmt.Errorf("hook %s: %w", applied.RefOf(h), ownership(live, applied.RefOf(h), s.app.Name, false))
 	}
 	bg := metav1.DeletePropagationBackground
-	if err := r.Client.Delete(ctx, live, &client.DeleteOptions{PropagationPolicy: &bg}); client.IgnoreNotFound(err) != nil {
+	if err := s.writer.Delete(ctx, live, &client.DeleteOptions{PropagationPolicy: &bg}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete hook %s: %w", applied.RefOf(h), err)
 	}
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {

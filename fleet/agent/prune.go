@@ -69,7 +69,7 @@ func (r *Reconciler) prune(ctx context.Context, s *syncState) (bool, error) {
 			next = append(next, gone...)
 		} else if s.prunes && (s.apply || m.prunePending) {
 			m.prunePending, pruned = false, true
-			deleted, kept, err := deleteApplied(ctx, r.Client, s.app.Name, gone, deletion{policy: propagation(s.app), unless: "Prune=false"})
+			deleted, kept, err := deleteApplied(ctx, s.writer, s.app.Name, gone, deletion{policy: propagation(s.app), unless: "Prune=false"})
 			next = append(next, kept...)
 			for _, d := range deleted {
 				log.FromContext(ctx).Info("Pruned", "object", d.String())

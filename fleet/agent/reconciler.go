@@ -55,6 +55,14 @@ type Reconciler struct {
 	HookTimeout time.Duration
 	// Discovery tells charts the spoke's version and API versions (nil: Helm's defaults).
 	Discovery *Discovery
+	// Policy is the spoke's own rules, which no hub can change.
+	Policy Policy
+	// DefaultServiceAccount applies the Applications whose Project names
+	// none ("": the agent itself).
+	DefaultServiceAccount string
+	// Impersonation makes the clients that act as ServiceAccounts (nil:
+	// the agent applies everything itself).
+	Impersonation *Impersonation
 
 	applier *Applier
 	record  appliedRecord
@@ -153,7 +161,7 @@ type phase func(ctx context.Context, s *syncState) (done bool, err error)
 // sync runs the phases, then reports.
 func (r *Reconciler) sync(ctx context.Context, app *flotillav1.Application) (ctrl.Result, error) {
 	s := newSyncState(app)
-	for _, p := range []phase{r.fetchSource, r.renderSource, r.prepare, r.checkDrift, r.applyObjects, r.prune, r.assess, r.postSync} {
+	for _, p := range []phase{r.admit, r.fetchSource, r.renderSource, r.prepare, r.checkDrift, r.applyObjects, r.prune, r.assess, r.postSync} {
 		done, err := p(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -178,7 +186,11 @@ func (r *Reconciler) finalize(ctx context.Context, app *flotillav1.Application) 
 		if err != nil {
 			return err
 		}
-		_, kept, err := deleteApplied(ctx, r.Client, app.Name, refs, deletion{policy: propagation(app), unless: "Delete=false"})
+		w, err := r.writerFor(app)
+		if err != nil {
+			return err
+		}
+		_, kept, err := deleteApplied(ctx, w, app.Name, refs, deletion{policy: propagation(app), unless: "Delete=false"})
 		if err != nil {
 			return fmt.Errorf("delete the Application's objects (%d left): %w", len(kept), err)
 		}

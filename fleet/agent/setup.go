@@ -58,6 +58,11 @@ type Options struct {
 	// MaxChartBytes bounds a chart archive fetched from a Helm repository or OCI registry.
 	MaxChartBytes int64
 	HookTimeout   time.Duration
+	// Policy is the spoke's own last word (agent flags), which no hub can change.
+	Policy Policy
+	// DefaultServiceAccount applies Applications whose Project names no
+	// ServiceAccount ("": the agent itself).
+	DefaultServiceAccount string
 }
 
 // Scheme is the agent's scheme: built-in kinds, CRDs and Flotilla's API.
@@ -121,7 +126,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	r := &Reconciler{Client: mgr.GetClient(), Git: cache, Recorder: mgr.GetEventRecorder("flotilla-agent"), Namespace: o.Namespace,
 		Renderer: renderer, SyncInterval: o.SyncInterval, HealthInterval: o.HealthInterval, WatchNamespaces: o.WatchNamespaces,
 		RenderCacheBytes: o.RenderCacheBytes, HookTimeout: o.HookTimeout, WatchCredentials: creds != nil, Discovery: &Discovery{Client: dc},
-		Charts: helmchart.New(helmchart.Options{Credentials: creds, MaxArchiveBytes: o.MaxChartBytes, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos})}
+		Charts: helmchart.New(helmchart.Options{Credentials: creds, MaxArchiveBytes: o.MaxChartBytes, Timeout: o.GitTimeout, AllowLoopback: o.AllowLoopbackRepos}),
+		Policy: o.Policy, DefaultServiceAccount: o.DefaultServiceAccount,
+		Impersonation: &Impersonation{Config: mgr.GetConfig(), Options: client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}, Namespace: o.Namespace}}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the agent controller: %w", err)
 	}

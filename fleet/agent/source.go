@@ -120,7 +120,7 @@ func (r *Reconciler) prepare(ctx context.Context, s *syncState) (bool, error) {
 		s.out.corrected = max(m.corrected, s.app.Status.DriftCorrections)
 		return true, nil
 	}
-	s.prepErrs = r.applier.Prepare(s.objs, s.app.Name, s.defaultNS)
+	s.prepErrs = s.applier.Prepare(s.objs, s.app.Name, s.defaultNS)
 	return false, nil
 }
 

@@ -73,6 +73,11 @@ type syncState struct {
 	results             []Result
 	gone                []applied.Ref
 	out                 *outcome
+	// rules are the Project rules delivered with the Application (nil:
+	// none); writer and applier act as the ServiceAccount that applies it.
+	rules   *flotillav1.ProjectRules
+	writer  client.Client
+	applier *Applier
 }
 
 func newSyncState(app *flotillav1.Application) *syncState {

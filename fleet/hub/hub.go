@@ -4,10 +4,13 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +29,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/git"
 	"github.com/flotilla-dev/flotilla/internal/kube"
 	"github.com/flotilla-dev/flotilla/internal/kubeconfig"
+	"github.com/flotilla-dev/flotilla/internal/project"
 	"github.com/flotilla-dev/flotilla/templates"
 )
 
@@ -61,13 +65,20 @@ type Options struct {
 	CAPICopyLabels []string
 	// CAPIAgentImage is the agent image installed on imported clusters.
 	CAPIAgentImage string
+	// ApplicationSetNamespaces are globs of the namespaces whose
+	// ApplicationSets the hub reconciles (empty: every namespace; the
+	// flotilla-hub flag defaults to the hub's own namespace).
+	ApplicationSetNamespaces []string
 }
 
-// CacheOptions limits the manager's Secret cache to the system namespace:
-// the hub never reads Secrets elsewhere.
+// CacheOptions limits the manager's Secret and Project caches to the
+// system namespace: the hub never reads Secrets or Projects elsewhere.
 func CacheOptions(namespace string) cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Namespaces: map[string]cache.Config{namespace: {}}},
+		// Projects count only in the hub's namespace: a tenant who may write
+		// elsewhere cannot grant itself one.
+		&flotillav1.Project{}: {Namespaces: map[string]cache.Config{namespace: {}}},
 	}, DefaultTransform: kube.SlimCache}
 }
 
@@ -110,17 +121,21 @@ func Setup(mgr ctrl.Manager, o Options) (*Hub, error) {
 		MaxParams: o.MaxApplications,
 		Budget:    o.ExpansionBudget,
 	})
+	projects := project.Reader(mgr.GetClient(), o.Namespace)
+	if err := mgr.Add(&defaultProject{client: mgr.GetClient(), namespace: o.Namespace, log: mgr.GetLogger()}); err != nil {
+		return nil, err
+	}
 	h := &Hub{
 		Pool: pool,
 		sets: &applicationset.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engine: engine,
 			Recorder: mgr.GetEventRecorder("flotilla-hub"), GitPollInterval: o.GitPollInterval, Writers: o.SetWriters,
-			Revisions: &applicationset.Revisions{Git: cache, TTL: pollOrDefault(o.GitPollInterval)}},
+			Revisions: &applicationset.Revisions{Git: cache, TTL: pollOrDefault(o.GitPollInterval)}, Projects: projects, Namespaces: o.ApplicationSetNamespaces},
 		clusters: &clusters.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, AllowExec: o.AllowExec,
 			Limits: o.ClientLimits, ProbeInterval: o.ProbeInterval, HeartbeatGrace: o.HeartbeatGrace,
 			Recorder: mgr.GetEventRecorder("flotilla-hub")},
 		delivery: &delivery.Reconciler{Client: mgr.GetClient(), Pool: pool, Recorder: mgr.GetEventRecorder("flotilla-hub"),
-			Workers: o.DeliveryWorkers, PerCluster: o.PerClusterWrites},
-		setStatus:     &status.SetReconciler{Client: mgr.GetClient()},
+			Workers: o.DeliveryWorkers, PerCluster: o.PerClusterWrites, Projects: projects},
+		setStatus:     &status.SetReconciler{Client: mgr.GetClient(), Namespaces: o.ApplicationSetNamespaces},
 		clusterStatus: &status.ClusterReconciler{Client: mgr.GetClient()},
 	}
 	creds := &repocreds.Reconciler{Client: mgr.GetClient(), Pool: pool, Namespace: o.Namespace, Recorder: mgr.GetEventRecorder("flotilla-hub")}
@@ -169,3 +184,34 @@ func pollOrDefault(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// defaultProject creates the default Project at start when it is missing
+// (Argo CD does the same): Applications without spec.project keep
+// working. An existing one is never changed: a platform team may narrow it.
+type defaultProject struct {
+	client    client.Client
+	namespace string
+	log       logr.Logger
+}
+
+func (d *defaultProject) Start(ctx context.Context) error {
+	p := project.Default(d.namespace)
+	for {
+		err := d.client.Create(ctx, p)
+		if err == nil {
+			d.log.Info("Created the default Project", "namespace", d.namespace)
+		}
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		d.log.Error(err, "Create the default Project; retrying")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// NeedLeaderElection: only the leader writes.
+func (d *defaultProject) NeedLeaderElection() bool { return true }

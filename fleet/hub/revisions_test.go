@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -111,6 +113,10 @@ func TestHubRollingUpdate(t *testing.T) {
 		require.NoError(t, f.hub.Client.Get(ctx, client.ObjectKey{Name: name}, mc))
 		mc.Labels["ring"] = ring
 		require.NoError(t, f.hub.Client.Update(ctx, mc))
+	}
+	for _, s := range f.spokes { // agents that renew their heartbeat: the hub can see them
+		require.NoError(t, s.Client.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: flotillav1.AgentLeaseName, Namespace: ns},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("agent"), RenewTime: &metav1.MicroTime{Time: time.Now()}, LeaseDurationSeconds: ptr.To(int32(3600))}}))
 	}
 	srv := gittest.New(t)
 	repo := srv.Repo(t, "deploy")

@@ -260,7 +260,9 @@ func (f *Fleet) StartHub() error {
 		args := []string{"--kubeconfig=" + f.Hub.Kubeconfig, "--namespace=" + flotillav1.SystemNamespace,
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
 			"--git-cache-dir=" + filepath.Join(f.Dir, "hub-git-cache"), "--allow-loopback-repositories", "--probe-interval=2s", "--heartbeat-grace=15s",
-			"--git-poll-interval=15s", "--git-timeout=10s", "--cluster-timeout=5s"}
+			"--git-poll-interval=15s", "--git-timeout=10s", "--cluster-timeout=5s",
+			// A local fleet is one team's: ApplicationSets in any namespace.
+			"--application-set-namespaces=*"}
 		f.HubProcess = &controlplane.Process{Name: "flotilla-hub", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-hub"), Log: filepath.Join(f.LogDir, "flotilla-hub.log"),
 			Args: append(args, f.opts.HubArgs...), Env: f.opts.HubEnv}
 	}
@@ -298,7 +300,9 @@ func (f *Fleet) StartAgent(name string) error {
 		}
 		args := []string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + flotillav1.SystemNamespace, "--identity=" + name + "-agent",
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", name, "git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s"}
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", name, "git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s",
+			// As the agent chart starts it: Applications are applied as its ServiceAccounts.
+			"--default-service-account=flotilla-default"}
 		c.Agent = &controlplane.Process{Name: name + "/flotilla-agent", Path: filepath.Join(f.opts.FlotillaBin, "flotilla-agent"), Log: filepath.Join(f.LogDir, name+"-flotilla-agent.log"),
 			Args: append(args, f.opts.AgentArgs...)}
 	}
@@ -402,7 +406,9 @@ func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, ar
 		Log: filepath.Join(f.LogDir, spoke+"-"+namespace+"-flotilla-agent.log"),
 		Args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + namespace, "--identity=" + spoke + "-" + namespace,
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s"}, args...)}
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s",
+			// As the agent chart starts it: Applications are applied as its ServiceAccounts.
+			"--default-service-account=flotilla-default"}, args...)}
 	f.mu.Lock()
 	f.extra = append(f.extra, p)
 	f.mu.Unlock()

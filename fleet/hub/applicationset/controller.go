@@ -37,6 +37,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 	"github.com/flotilla-dev/flotilla/generators"
 	"github.com/flotilla-dev/flotilla/internal/kube"
+	"github.com/flotilla-dev/flotilla/internal/project"
 )
 
 // DefaultGitPollInterval is how often a set with git generators re-reads Git.
@@ -59,6 +60,12 @@ type Reconciler struct {
 	// Revisions pins Git-sourced Applications to commits (nil: no pinning,
 	// agents resolve revisions themselves).
 	Revisions *Revisions
+	// Projects reads the Projects that bound each Application (nil: no
+	// project checks).
+	Projects project.Lookup
+	// Namespaces are globs of the namespaces whose ApplicationSets are
+	// reconciled (empty: every namespace); sets elsewhere are ignored.
+	Namespaces []string
 
 	mu sync.Mutex
 	// selected remembers which clusters each set's last expansion used, so
@@ -111,6 +118,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 				r.enqueueForCluster(ctx, e.Object, nil, q)
 			},
 		}).
+		Watches(&flotillav1.Project{}, handler.EnqueueRequestsFromMapFunc(r.enqueueForProject)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
@@ -133,6 +141,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !set.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // Applications go with their owner; delivery's finalizers clean spokes
 	}
+	if !r.namespaceAllowed(set.Namespace) {
+		log.FromContext(ctx).V(1).Info("ApplicationSet ignored: its namespace is not one of --application-set-namespaces")
+		return ctrl.Result{}, nil
+	}
 
 	desired, err := r.Engine.Applications(ctx, set)
 	if err != nil {
@@ -141,6 +153,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	metrics.GeneratedApplications.WithLabelValues(set.Namespace, set.Name).Set(float64(len(desired)))
 	passRequests(set, desired)
 	r.remember(req.NamespacedName, desired)
+	if err := r.checkProjects(ctx, set, desired); err != nil {
+		var refusal *projectRefusal
+		if errors.As(err, &refusal) {
+			return r.projectRefused(ctx, set, len(desired), err)
+		}
+		return ctrl.Result{}, err
+	}
 
 	existing, err := r.owned(ctx, set)
 	if err != nil {

@@ -42,6 +42,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 	"github.com/flotilla-dev/flotilla/fleet/hub/spokes"
 	"github.com/flotilla-dev/flotilla/internal/kube"
+	"github.com/flotilla-dev/flotilla/internal/project"
 )
 
 // Reconciler delivers hub Applications.
@@ -54,6 +55,8 @@ type Reconciler struct {
 	PerCluster int
 	// Workers is the number of concurrent reconciles (default 32).
 	Workers int
+	// Projects reads the Projects Applications are checked against (nil: no checks).
+	Projects project.Lookup
 
 	ctrl        controller.Controller
 	spokeEvents chan event.GenericEvent // spoke copies changed: their hub Applications
@@ -76,6 +79,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&flotillav1.Application{}).
 		Watches(&flotillav1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.appsOfCluster), builder.WithPredicates(clusterChanged)).
 		WatchesRawSource(source.Channel(r.spokeEvents, &handler.EnqueueRequestForObject{})).
+		Watches(&flotillav1.Project{}, handler.EnqueueRequestsFromMapFunc(r.appsOfProject)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Build(r)
 	if err != nil {
@@ -219,6 +223,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		spoke, dk := r.spokeCopy(ctx, app, mc)
 		return r.notDelivered(ctx, app, spoke, dk, flotillav1.ReasonClusterPaused, "delivery to this cluster is paused; the spoke keeps what it has", 0)
 	}
+	rules, err := r.projectRules(ctx, app, mc)
+	switch {
+	case project.IsViolation(err):
+		// Not delivered, and the spoke keeps what it has.
+		spoke, dk := r.spokeCopy(ctx, app, mc)
+		return r.notDelivered(ctx, app, spoke, dk, flotillav1.ReasonProjectViolation, err.Error()+"; not delivered, the spoke keeps what it has", 0)
+	case err != nil:
+		return ctrl.Result{}, err
+	}
 	rc, ok := r.Pool.Get(clusterName)
 	if healthy, msg := healthOf(rc, ok); !healthy {
 		return r.notDelivered(ctx, app, nil, unreachable(mc, msg), flotillav1.ReasonClusterUnreachable, msg, 15*time.Second)
@@ -234,6 +247,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return r.notDelivered(ctx, app, nil, &dark{flotillav1.ReasonSpokeUnreadable, err.Error()}, flotillav1.ReasonSpokeUnreadable, err.Error(), 15*time.Second)
 	}
 	desired := desiredSpoke(app, rc.AgentNamespace)
+	if rules != "" {
+		desired.Annotations[flotillav1.AnnotationProjectRules] = rules
+	}
 	if spoke == nil || !sameSpoke(desired, spoke) {
 		if err := r.applySpoke(ctx, rc, desired); err != nil {
 			return r.notDelivered(ctx, app, spoke, agentGone(mc), flotillav1.ReasonDeliveryFailed, err.Error(), 10*time.Second)

@@ -23,6 +23,7 @@ import (
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
 	"github.com/flotilla-dev/flotilla/internal/kube"
+	"github.com/flotilla-dev/flotilla/internal/project"
 )
 
 // IndexByCluster adds flotillav1.IndexApplicationCluster; call it once per manager before setting
@@ -40,6 +41,9 @@ func IndexByCluster(mgr ctrl.Manager) error {
 // SetReconciler aggregates Application status into ApplicationSet status.
 type SetReconciler struct {
 	Client client.Client
+	// Namespaces are globs of the namespaces whose sets the hub serves
+	// (empty: all); the others are left alone.
+	Namespaces []string
 
 	// MinInterval between two status writes of one set (default 1s): while
 	// a rollout changes Applications hundreds of times a second, the set's
@@ -80,6 +84,9 @@ func (r *SetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if len(r.Namespaces) > 0 && !project.Glob(r.Namespaces, set.Namespace) {
+		return ctrl.Result{}, nil
 	}
 	if wait := r.writes.wait(req.NamespacedName); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
@@ -166,7 +173,7 @@ func setSummary(set *flotillav1.ApplicationSet, healthy metav1.Condition) []meta
 		parts = append(parts, kube.Part(set.Status.Conditions, flotillav1.ConditionRolledOut))
 	}
 	return kube.Summarize(set.Generation, set.Status.ObservedGeneration, func(c metav1.Condition) bool {
-		return c.Type == flotillav1.ConditionParametersGenerated || c.Reason == flotillav1.ReasonDegraded || c.Reason == flotillav1.ReasonDeletionsHeld ||
+		return c.Type == flotillav1.ConditionParametersGenerated || c.Reason == flotillav1.ReasonDegraded || c.Reason == flotillav1.ReasonDeletionsHeld || c.Reason == flotillav1.ReasonProjectViolation ||
 			c.Reason == string(flotillav1.RolloutHalted) || c.Reason == string(flotillav1.RolloutRolledBack)
 	}, parts...)
 }
