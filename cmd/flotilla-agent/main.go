@@ -69,6 +69,7 @@ func parseFlags() *flags {
 		o.Policy.DeniedKinds = kinds
 		return err
 	})
+	flag.BoolVar(&o.Policy.RequireProjectRules, "require-project-rules", true, "spoke policy: refuse Applications that carry no Project rules (not delivered by a hub that checked them)")
 	flag.BoolVar(&o.Policy.DenyClusterScoped, "deny-cluster-scoped", false, "spoke policy: refuse every cluster-scoped object")
 	flag.BoolVar(&o.Policy.ProtectAgentNamespace, "protect-agent-namespace", true, "spoke policy: refuse objects in the agent's own namespace")
 	flag.BoolVar(&o.Policy.DenyClusterAdminBindings, "deny-cluster-admin-bindings", true, "spoke policy: refuse RoleBindings and ClusterRoleBindings to the ClusterRole cluster-admin")

@@ -32,6 +32,9 @@ type Policy struct {
 	// DenyClusterAdminBindings refuses RoleBindings and
 	// ClusterRoleBindings to the ClusterRole cluster-admin.
 	DenyClusterAdminBindings bool
+	// RequireProjectRules refuses Applications that carry no Project rules:
+	// they did not come from a hub that checked them.
+	RequireProjectRules bool
 }
 
 func policyRefusal(flag, format string, args ...any) error {
@@ -142,6 +145,9 @@ func (r *Reconciler) writerFor(app *flotillav1.Application) (client.Client, erro
 // it. A refused Application applies nothing and prunes nothing.
 func (r *Reconciler) admit(_ context.Context, s *syncState) (bool, error) {
 	rules, err := rulesOf(s.app)
+	if err == nil && rules == nil && r.Policy.RequireProjectRules {
+		err = fmt.Errorf("it carries no Project rules (annotation %s), so no hub checked it; this cluster requires them (flotilla-agent --require-project-rules)", flotillav1.AnnotationProjectRules)
+	}
 	if err == nil && rules != nil {
 		if err = project.CheckSource(*rules, s.app.Spec.Source.RepoURL); err == nil && s.app.Spec.Destination.Namespace != "" && !project.Glob(rules.Namespaces, s.app.Spec.Destination.Namespace) {
 			err = fmt.Errorf("project %s: destination namespace %s is not allowed on this cluster (allowed: %s)", rules.Name, s.app.Spec.Destination.Namespace, strings.Join(rules.Namespaces, ", "))
