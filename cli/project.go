@@ -112,7 +112,7 @@ func (o *projectCreateOptions) run(ctx context.Context, s Streams, name string) 
 	p.Namespace = hub.hubNamespace(ctx)
 	if err := hub.client.Create(ctx, p); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("Project %s/%s exists: change it with 'kubectl edit fproj %s -n %s'", p.Namespace, name, name, p.Namespace)
+			return fmt.Errorf("the Project %s/%s exists: change it with 'kubectl edit fproj %s -n %s'", p.Namespace, name, name, p.Namespace)
 		}
 		return fmt.Errorf("create Project %s/%s: %w", p.Namespace, name, err)
 	}

@@ -222,6 +222,9 @@ func setStatus(set *flotillav1.ApplicationSet) SetStatus {
 	}
 	out.Strategy = rolloutState(set)
 	out.Project = orText(set.Spec.Template.Spec.Project, flotillav1.DefaultProject)
+	if len(st.Conditions) == 0 && st.ObservedGeneration == 0 {
+		out.Message = "the hub has not processed this set yet: is its namespace one the hub serves (flotilla-hub --application-set-namespaces, chart value applicationSetNamespaces)?"
+	}
 	// A generation error wins: it is what the user must fix.
 	if c := apimeta.FindStatusCondition(st.Conditions, flotillav1.ConditionParametersGenerated); c != nil && c.Status == metav1.ConditionFalse {
 		out.Status, out.Message = c.Reason, c.Message

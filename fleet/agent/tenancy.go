@@ -81,7 +81,7 @@ func rulesOf(app *flotillav1.Application) (*flotillav1.ProjectRules, error) {
 	}
 	r := &flotillav1.ProjectRules{}
 	if err := json.Unmarshal([]byte(raw), r); err != nil {
-		return nil, fmt.Errorf("annotation %s is not valid JSON: %v", flotillav1.AnnotationProjectRules, err)
+		return nil, fmt.Errorf("annotation %s is not valid JSON: %w", flotillav1.AnnotationProjectRules, err)
 	}
 	return r, nil
 }

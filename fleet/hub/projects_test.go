@@ -111,7 +111,9 @@ func TestProjectsBoundSets(t *testing.T) {
 		require.NoError(t, f.hub.Client.List(ctx, apps, client.InNamespace("team-a")))
 		require.Len(t, apps.Items, 1, "%s: nothing new is written", what)
 	}
-	refused("a repository outside sourceRepos", func(s *flotillav1.ApplicationSet) { s.Spec.Template.Spec.Source.RepoURL = "https://git.example/team-b/web.git" },
+	refused("a repository outside sourceRepos", func(s *flotillav1.ApplicationSet) {
+		s.Spec.Template.Spec.Source.RepoURL = "https://git.example/team-b/web.git"
+	},
 		"sourceRepos", "Application spoke-1-web deploys from https://git.example/team-b/web.git")
 	refused("a cluster outside the destinations", func(s *flotillav1.ApplicationSet) {
 		s.Spec.Generators[0].List.Elements[0].Raw = []byte(`{"cluster":"spoke-2"}`)
