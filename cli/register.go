@@ -189,7 +189,7 @@ func (o *registerOptions) registerOnHub(ctx context.Context, s Streams, hub *con
 func (o *registerOptions) printNext(s Streams, name, spokeContext string) {
 	fmt.Fprintf(s.Out, "Cluster %s is registered.\n", name)
 	if o.agentMode == agentModeLocal {
-		fmt.Fprintf(s.Out, "\nStart its agent (local mode):\n  flotilla-agent --kubeconfig %s --context %s --namespace %s\n", o.spoke.source(), spokeContext, o.agentNamespace)
+		fmt.Fprintf(s.Out, "\nStart its agent (local mode):\n  flotilla-agent --kubeconfig %s --context %s --namespace %s --default-service-account flotilla-default\n", o.spoke.source(), spokeContext, o.agentNamespace)
 	}
 	fmt.Fprintf(s.Out, `
 Next:

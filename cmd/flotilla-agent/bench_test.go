@@ -45,7 +45,7 @@ func BenchmarkAgent100x10(b *testing.B) {
 		// FLOTILLA_AGENT_BENCH_ARGS adds flags, e.g. --render-in-process to
 		// compare with the render sandbox.
 		cmd := exec.Command(bin, append([]string{"--kubeconfig", env.Kubeconfig(b), "--metrics-bind-address", "0",
-			"--health-probe-bind-address", "0", "--git-cache-dir", filepath.Join(b.TempDir(), "git"), "--allow-loopback-repositories"},
+			"--health-probe-bind-address", "0", "--git-cache-dir", filepath.Join(b.TempDir(), "git"), "--allow-loopback-repositories", "--require-project-rules=false"},
 			strings.Fields(os.Getenv("FLOTILLA_AGENT_BENCH_ARGS"))...)...)
 		require.NoError(b, cmd.Start())
 		exited := make(chan struct{})

@@ -57,7 +57,8 @@ func TestAgentSurvivesBombs(t *testing.T) {
 	// plain app has ~40 MiB to spare, and the heavy one passes 140 MiB.
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(t), "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--allow-loopback-repositories", "--render-memory", "100Mi", "--sync-interval", "1m")
+		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--allow-loopback-repositories", "--render-memory", "100Mi", "--sync-interval", "1m",
+		"--require-project-rules=false") // the test writes the Applications, as no hub
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

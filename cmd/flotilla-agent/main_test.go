@@ -37,7 +37,8 @@ func TestAgentBinary(t *testing.T) {
 	metricsAddr, probeAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(t), "--metrics-bind-address", metricsAddr,
-		"--health-probe-bind-address", probeAddr, "--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--heartbeat-interval", "1s", "--allow-loopback-repositories")
+		"--health-probe-bind-address", probeAddr, "--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--heartbeat-interval", "1s", "--allow-loopback-repositories",
+		"--require-project-rules=false") // the test writes the Applications, as no hub
 	cmd.Env = append(os.Environ(), "POD_NAME=agent-0")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())

@@ -36,7 +36,8 @@ func TestHubBinary(t *testing.T) {
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig(t), "--leader-elect",
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr,
-		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--allow-loopback-repositories")
+		"--git-cache-dir", filepath.Join(t.TempDir(), "git"), "--allow-loopback-repositories",
+		"--application-set-namespaces=*") // the test's sets are in default
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)

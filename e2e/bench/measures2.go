@@ -324,7 +324,8 @@ func benchAgent(ctx context.Context, c config, apps, objects int, helm bool) (*a
 		return nil, err
 	}
 	const ns = "agent-bench"
-	agent, err := f.StartExtraAgent(ctx, "spoke-1", ns, "--sync-interval=3m", "--health-interval=5s")
+	// The bench writes the spoke Applications itself, as no hub.
+	agent, err := f.StartExtraAgent(ctx, "spoke-1", ns, "--sync-interval=3m", "--health-interval=5s", "--require-project-rules=false")
 	if err != nil {
 		return nil, err
 	}

@@ -407,9 +407,7 @@ func (f *Fleet) StartExtraAgent(ctx context.Context, spoke, namespace string, ar
 		Log: filepath.Join(f.LogDir, spoke+"-"+namespace+"-flotilla-agent.log"),
 		Args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--namespace=" + namespace, "--identity=" + spoke + "-" + namespace,
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probe),
-			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s",
-			// As the agent chart starts it: Applications are applied as its ServiceAccounts.
-			"--default-service-account=flotilla-default"}, args...)}
+			"--git-cache-dir=" + filepath.Join(f.Dir, "clusters", spoke, namespace+"-git-cache"), "--allow-loopback-repositories", "--sync-interval=15s", "--heartbeat-interval=3s", "--lease-duration=" + AgentLeaseDuration.String(), "--health-interval=1s"}, args...)}
 	f.mu.Lock()
 	f.extra = append(f.extra, p)
 	f.mu.Unlock()
