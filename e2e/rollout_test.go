@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
@@ -71,12 +72,16 @@ spec:
 type pinWatch struct {
 	mu              sync.Mutex
 	pinned, healthy map[string]time.Time
-	stop            chan struct{}
-	done            sync.WaitGroup
+	// pinnedAt is when the hub wrote the Application's spec (its
+	// managedFields time), healthySince when its Healthy condition last
+	// changed (both as the apiserver stores them, to the second).
+	pinnedAt, healthySince map[string]time.Time
+	stop                   chan struct{}
+	done                   sync.WaitGroup
 }
 
 func watchPins(t *testing.T, f *localfleet.Fleet, rev string) *pinWatch {
-	w := &pinWatch{pinned: map[string]time.Time{}, healthy: map[string]time.Time{}, stop: make(chan struct{})}
+	w := &pinWatch{pinned: map[string]time.Time{}, healthy: map[string]time.Time{}, pinnedAt: map[string]time.Time{}, healthySince: map[string]time.Time{}, stop: make(chan struct{})}
 	w.done.Go(func() {
 		for {
 			list := &flotillav1.ApplicationList{}
@@ -87,9 +92,15 @@ func watchPins(t *testing.T, f *localfleet.Fleet, rev string) *pinWatch {
 					c := a.Spec.Destination.Cluster
 					if _, ok := w.pinned[c]; !ok && a.Spec.Source.PinnedCommit == rev {
 						w.pinned[c] = now
+						for _, mf := range a.ManagedFields {
+							if mf.Manager == flotillav1.FieldManagerHub && mf.Operation == metav1.ManagedFieldsOperationApply && mf.Time != nil {
+								w.pinnedAt[c] = mf.Time.Time
+							}
+						}
 					}
 					if _, ok := w.healthy[c]; !ok && a.Status.Sync.Revision == rev && a.Status.Health.Status == flotillav1.HealthHealthy {
 						w.healthy[c] = now
+						w.healthySince[c] = conditionOf(a.Status.Conditions, flotillav1.ConditionHealthy).LastTransitionTime.Time
 					}
 				}
 				w.mu.Unlock()
@@ -112,6 +123,26 @@ func (w *pinWatch) end() {
 		close(w.stop)
 	}
 	w.done.Wait()
+}
+
+// stored returns, as the apiserver stored them, the earliest time the hub
+// wrote a pin of a ring's clusters and the latest time one of them turned
+// Healthy at the commit.
+func (w *pinWatch) stored(r string) (firstPinned, lastHealthy time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c, rr := range rings {
+		if rr != r {
+			continue
+		}
+		if p, ok := w.pinnedAt[c]; ok && (firstPinned.IsZero() || p.Before(firstPinned)) {
+			firstPinned = p
+		}
+		if h := w.healthySince[c]; h.After(lastHealthy) {
+			lastHealthy = h
+		}
+	}
+	return firstPinned, lastHealthy
 }
 
 // ring returns the earliest pinned and latest healthy time of a ring's clusters.
@@ -169,12 +200,17 @@ func TestRollingUpdate(t *testing.T) {
 	t.Logf("v2: canary pinned +0s Healthy +%s; early pinned +%s Healthy +%s; rest pinned +%s; all Healthy after %s",
 		canaryHealthy.Sub(canaryPinned).Round(100*time.Millisecond), earlyPinned.Sub(canaryPinned).Round(100*time.Millisecond),
 		earlyHealthy.Sub(canaryPinned).Round(100*time.Millisecond), restPinned.Sub(canaryPinned).Round(100*time.Millisecond), took.Round(time.Second))
-	// The watch samples every 100 ms: allow that much either way.
-	if earlyPinned.Before(canaryHealthy.Add(rolloutBake - 300*time.Millisecond)) {
-		t.Fatalf("an early cluster moved %s after the canary was Healthy, before its %s bake", earlyPinned.Sub(canaryHealthy), rolloutBake)
+	// Asserted on the apiserver's own timestamps (whole seconds, so exact):
+	// a step's first pin is written no earlier than its previous step's
+	// last Healthy transition plus the bake time.
+	_, canaryHealthyAt := w.stored("canary")
+	earlyPinnedAt, earlyHealthyAt := w.stored("early")
+	restPinnedAt, _ := w.stored("rest")
+	if earlyPinnedAt.Before(canaryHealthyAt.Add(rolloutBake)) {
+		t.Fatalf("an early cluster was pinned at %s, the canary Healthy at %s: before its %s bake", earlyPinnedAt, canaryHealthyAt, rolloutBake)
 	}
-	if restPinned.Before(earlyHealthy.Add(rolloutBake - 300*time.Millisecond)) {
-		t.Fatalf("a rest cluster moved %s after early was Healthy, before its %s bake", restPinned.Sub(earlyHealthy), rolloutBake)
+	if restPinnedAt.Before(earlyHealthyAt.Add(rolloutBake)) {
+		t.Fatalf("a rest cluster was pinned at %s, early Healthy at %s: before its %s bake", restPinnedAt, earlyHealthyAt, rolloutBake)
 	}
 
 	// A bad commit: Degraded on the canary, rolled back; early and rest untouched.
