@@ -213,18 +213,18 @@ func (o *rolloutOptions) act(ctx context.Context, s Streams, action, name string
 		set.Annotations[flotillav1.AnnotationRolloutPaused] = "true"
 	case "resume":
 		delete(set.Annotations, flotillav1.AnnotationRolloutPaused)
-	case "rollback":
-		set.Annotations[flotillav1.AnnotationRolloutAction] = "rollback"
-		if o.to != "" {
-			set.Annotations[flotillav1.AnnotationRolloutAction] = "rollback:" + o.to
-		}
 	default:
-		set.Annotations[flotillav1.AnnotationRolloutAction] = action
+		// action[@token]: the token makes each request a new value.
+		if action == "rollback" && o.to != "" {
+			action += ":" + o.to
+		}
+		set.Annotations[flotillav1.AnnotationRolloutAction] = action + "@" + time.Now().UTC().Format("20060102T150405.000000000Z")
 	}
 	if err := hub.client.Patch(ctx, set, patch); err != nil {
 		return fmt.Errorf("ask for %s of %s/%s: %w", action, o.namespace, name, err)
 	}
-	fmt.Fprintf(s.Out, "Asked the hub to %s the rollout of %s/%s; waiting for it.\n", action, o.namespace, name)
+	verb, _, _ := strings.Cut(action, ":")
+	fmt.Fprintf(s.Out, "Asked the hub to %s the rollout of %s/%s; waiting for it.\n", verb, o.namespace, name)
 	handled := func(cur *flotillav1.ApplicationSet) bool {
 		ph := phaseOf(cur)
 		switch action {

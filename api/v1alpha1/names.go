@@ -78,7 +78,9 @@ const (
 	// for one action: "promote" (end the current step now, bake or not,
 	// halted or not), "abort" (halt where it stands), "rollback" (every
 	// Application back to the stable commit) or "rollback:<commit>" (to
-	// that commit, which becomes stable). The hub removes it once handled.
+	// that commit, which becomes stable), optionally followed by
+	// "@<token>" so that two requests differ (the CLI adds one). The hub
+	// removes it once handled.
 	AnnotationRolloutAction = "flotilla.dev/rollout-action"
 	// AnnotationProjectRules on a spoke Application carries its Project's
 	// rules (JSON ProjectRules), set by the hub's delivery: the agent checks

@@ -77,6 +77,9 @@ type Reconciler struct {
 	// rolling marks the sets with a rolling update: their Applications'
 	// status changes wake them.
 	rolling map[types.NamespacedName]bool
+	// rollouts is each rolling set's rollout as this controller last wrote
+	// it: the cache may still hold an older status (see rememberRollout).
+	rollouts map[types.NamespacedName]*rolloutMemory
 }
 
 // SetupWithManager registers the controller and its precise watches.
@@ -89,6 +92,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.selected = map[types.NamespacedName]map[string]bool{}
 	r.rolling = map[types.NamespacedName]bool{}
+	r.rollouts = map[types.NamespacedName]*rolloutMemory{}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("applicationset").
 		For(&flotillav1.ApplicationSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -187,6 +191,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	writeErr := r.write(ctx, plan)
+	if writeErr == nil && rolled != nil {
+		// The Applications now say what this rollout decided: it stands,
+		// whether or not its status write below lands first.
+		r.rememberRollout(set, rolled)
+	}
 	spent := []string{}
 	if writeErr == nil && len(plan.Delete) > 0 && set.Annotations[flotillav1.AnnotationAllowDeletes] != "" {
 		// The confirmation is spent: the next mass deletion asks again.
@@ -436,6 +445,7 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	delete(r.selected, key)
 	delete(r.refreshed, key.String())
 	delete(r.rolling, key)
+	delete(r.rollouts, key)
 	forgetRollout(key)
 	metrics.GeneratedApplications.DeleteLabelValues(key.Namespace, key.Name)
 }

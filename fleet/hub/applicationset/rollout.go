@@ -55,6 +55,8 @@ type rolloutPlan struct {
 	rolledBack   bool
 	rollbackDone time.Duration
 	now          time.Time
+	// action is the set's rollout action annotation this plan handled ("": none).
+	action string
 }
 
 // rolloutInput is what planRollout reads.

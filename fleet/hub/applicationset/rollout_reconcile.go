@@ -31,13 +31,27 @@ func (r *Reconciler) roll(ctx context.Context, set *flotillav1.ApplicationSet, d
 	strategy := rollingStrategy(set)
 	r.mu.Lock()
 	r.rolling[key] = strategy != nil
+	mem := r.rollouts[key]
+	if strategy == nil {
+		delete(r.rollouts, key)
+	}
 	r.mu.Unlock()
 	if strategy == nil {
 		set.Status.Rollout = nil
 		return nil, nil
 	}
+	raw := set.Annotations[flotillav1.AnnotationRolloutAction]
+	action, _, _ := strings.Cut(raw, "@") // action[@token]: the CLI adds a token so two requests differ
 	in := rolloutInput{strategy: strategy, prev: set.Status.Rollout, desired: desired, existing: existing, now: time.Now(),
-		paused: set.Annotations[flotillav1.AnnotationRolloutPaused] == "true", action: set.Annotations[flotillav1.AnnotationRolloutAction]}
+		paused: set.Annotations[flotillav1.AnnotationRolloutPaused] == "true", action: action}
+	if mem != nil && mem.uid == set.UID {
+		// This controller is the rollout's only writer: what it last wrote
+		// is newer than, or as new as, what the cache holds.
+		in.prev = mem.status.DeepCopy()
+		if raw != "" && mem.handled == raw {
+			in.action = "" // handled already: the cache has not seen the annotation go yet
+		}
+	}
 	var note string
 	switch len(resolved) {
 	case 0:
@@ -69,7 +83,29 @@ func (r *Reconciler) roll(ctx context.Context, set *flotillav1.ApplicationSet, d
 	p := planRollout(in)
 	p.status.Message += note
 	set.Status.Rollout = &p.status
+	p.action = raw
 	return p, nil
+}
+
+// rolloutMemory is a rollout as last written, and the rollout action
+// (annotation value) handled then.
+type rolloutMemory struct {
+	uid     types.UID
+	status  flotillav1.RolloutStatus
+	handled string
+}
+
+// rememberRollout keeps the rollout just written: a reconcile woken
+// before the cache sees that write (the action annotation's removal, an
+// Application's report) must not plan from the older status, nor handle
+// the same action twice.
+func (r *Reconciler) rememberRollout(set *flotillav1.ApplicationSet, p *rolloutPlan) {
+	key := types.NamespacedName{Namespace: set.Namespace, Name: set.Name}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The action seen now is handled; once a version without it is seen,
+	// the same value is a new request again.
+	r.rollouts[key] = &rolloutMemory{uid: set.UID, status: *p.status.DeepCopy(), handled: p.action}
 }
 
 // resolveFor resolves ref in the repository of the set's Applications.

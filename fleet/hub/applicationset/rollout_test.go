@@ -8,8 +8,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	flotillav1 "github.com/flotilla-dev/flotilla/api/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/hub/metrics"
@@ -378,5 +380,64 @@ func TestRolloutMetrics(t *testing.T) {
 		if n := testutil.CollectAndCount(c); n != 0 {
 			t.Fatalf("%d series left after the set is gone", n)
 		}
+	}
+}
+
+// TestRolloutReadsItsOwnWrites: a reconcile woken before the cache has
+// seen the last status write (here: the very same stale set, still
+// carrying the promote it asked for) plans from what was written last and
+// does not promote twice.
+func TestRolloutReadsItsOwnWrites(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := flotillav1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		&flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: "c1", Labels: map[string]string{"ring": "canary"}}},
+		&flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: "e1", Labels: map[string]string{"ring": "early"}}},
+		&flotillav1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: "r1", Labels: map[string]string{"ring": "rest"}}},
+	).Build()
+	r := &Reconciler{Client: c, rolling: map[types.NamespacedName]bool{}, rollouts: map[types.NamespacedName]*rolloutMemory{}}
+	s := newSim(t, true)
+	s.at(commitS, "c1", "e1", "r1")
+	s.reconcile(commitS, "c1", "e1", "r1")
+	s.reconcile(commitT, "c1", "e1", "r1")
+	s.healthyAll()
+	s.reconcile(commitT, "c1", "e1", "r1") // baking the canary
+	stale := &flotillav1.ApplicationSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "set", UID: "u1", ResourceVersion: "7",
+		Annotations: map[string]string{flotillav1.AnnotationRolloutAction: "promote@1"}},
+		Spec:   flotillav1.ApplicationSetSpec{Strategy: &flotillav1.ApplicationSetStrategy{Type: flotillav1.StrategyRollingUpdate, RollingUpdate: s.strategy}},
+		Status: flotillav1.ApplicationSetStatus{Rollout: s.status.DeepCopy()}}
+	desired := func() []*flotillav1.Application {
+		var out []*flotillav1.Application
+		for _, c := range []string{"c1", "e1", "r1"} {
+			a := &flotillav1.Application{ObjectMeta: metav1.ObjectMeta{Name: c + "-app"}}
+			a.Spec.Destination.Cluster = c
+			out = append(out, a)
+		}
+		return out
+	}
+	for i := range 2 {
+		set := stale.DeepCopy()
+		p, err := r.roll(t.Context(), set, desired(), s.existing, []string{commitT})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.status.CurrentStep != 1 || p.status.Phase != flotillav1.RolloutProgressing {
+			t.Fatalf("reconcile %d of the same stale set: step %d %s, want step 1 Progressing once: %s", i+1, p.status.CurrentStep, p.status.Phase, p.status.Message)
+		}
+		r.rememberRollout(set, p)
+	}
+	// Once a version without the annotation is seen, the same value is a new request.
+	fresh := stale.DeepCopy()
+	fresh.Annotations = nil
+	p, err := r.roll(t.Context(), fresh, desired(), s.existing, []string{commitT})
+	if err != nil || p.status.CurrentStep != 1 || p.status.Phase != flotillav1.RolloutProgressing {
+		t.Fatalf("the stale status without the annotation: %v, step %d %s (the written state is step 1)", err, p.status.CurrentStep, p.status.Phase)
+	}
+	r.rememberRollout(fresh, p)
+	again := stale.DeepCopy()
+	if p, err = r.roll(t.Context(), again, desired(), s.existing, []string{commitT}); err != nil || p.status.CurrentStep != 2 {
+		t.Fatalf("a new promote after the first was seen handled: %v, step %d", err, p.status.CurrentStep)
 	}
 }
