@@ -133,6 +133,11 @@ func (r *Reconciler) writerFor(app *flotillav1.Application) (client.Client, erro
 	if err != nil {
 		return nil, err
 	}
+	return r.writerAs(rules)
+}
+
+// writerAs is the client acting for rules' ServiceAccount (or the default one).
+func (r *Reconciler) writerAs(rules *flotillav1.ProjectRules) (client.Client, error) {
 	sa := r.serviceAccount(rules)
 	if sa == "" || r.Impersonation == nil {
 		return r.Client, nil
@@ -140,29 +145,44 @@ func (r *Reconciler) writerFor(app *flotillav1.Application) (client.Client, erro
 	return r.Impersonation.For(sa)
 }
 
+// admissible checks an Application against the rules delivered with it:
+// present when the spoke requires them, its repository, its destination
+// namespace.
+func (r *Reconciler) admissible(app *flotillav1.Application, rules *flotillav1.ProjectRules) error {
+	if rules == nil {
+		if r.Policy.RequireProjectRules {
+			return fmt.Errorf("it carries no Project rules (annotation %s), so no hub checked it; this cluster requires them (flotilla-agent --require-project-rules)", flotillav1.AnnotationProjectRules)
+		}
+		return nil
+	}
+	if err := project.CheckSource(*rules, app.Spec.Source.RepoURL); err != nil {
+		return err
+	}
+	if ns := app.Spec.Destination.Namespace; ns != "" && !project.Glob(rules.Namespaces, ns) {
+		return fmt.Errorf("project %s: destination namespace %s is not allowed on this cluster (allowed: %s)", rules.Name, ns, strings.Join(rules.Namespaces, ", "))
+	}
+	return nil
+}
+
 // admit checks the Application against the Project rules delivered with
-// it (its repository, its destination namespace) and picks who applies
-// it. A refused Application applies nothing and prunes nothing.
+// it and picks who applies it. A refused Application applies nothing and
+// prunes nothing.
 func (r *Reconciler) admit(_ context.Context, s *syncState) (bool, error) {
 	rules, err := rulesOf(s.app)
-	if err == nil && rules == nil && r.Policy.RequireProjectRules {
-		err = fmt.Errorf("it carries no Project rules (annotation %s), so no hub checked it; this cluster requires them (flotilla-agent --require-project-rules)", flotillav1.AnnotationProjectRules)
-	}
-	if err == nil && rules != nil {
-		if err = project.CheckSource(*rules, s.app.Spec.Source.RepoURL); err == nil && s.app.Spec.Destination.Namespace != "" && !project.Glob(rules.Namespaces, s.app.Spec.Destination.Namespace) {
-			err = fmt.Errorf("project %s: destination namespace %s is not allowed on this cluster (allowed: %s)", rules.Name, s.app.Spec.Destination.Namespace, strings.Join(rules.Namespaces, ", "))
-		}
-	}
 	if err == nil {
-		s.rules = rules
-		var w client.Client
-		if w, err = r.writerFor(s.app); err == nil {
-			s.writer, s.applier = w, &Applier{Client: w, CRDTimeout: r.applier.CRDTimeout, Check: r.check(rules)}
-			return false, nil
-		}
+		err = r.admissible(s.app, rules)
 	}
-	s.out = notSynced(flotillav1.ReasonProjectViolation, fmt.Errorf("refused by the agent: %w", err), "", 0)
-	return true, nil
+	var w client.Client
+	if err == nil {
+		w, err = r.writerAs(rules)
+	}
+	if err != nil {
+		s.out = notSynced(flotillav1.ReasonProjectViolation, fmt.Errorf("refused by the agent: %w", err), "", 0)
+		return true, nil
+	}
+	s.rules, s.writer = rules, w
+	s.applier = &Applier{Client: w, CRDTimeout: r.applier.CRDTimeout, Check: r.check(rules)}
+	return false, nil
 }
 
 // check refuses, one by one, the objects the Project rules delivered with
